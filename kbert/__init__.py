@@ -1,0 +1,22 @@
+"""kbert: BERT for Keras 3 on TensorFlow, JAX and PyTorch, with LiteRT edge export."""
+
+from kbert.config import BertConfig
+from kbert.models import (
+    BertBackbone,
+    BertClassifier,
+    BertEmbedder,
+    BertPretrainer,
+    BertQuestionAnswerer,
+    BertTokenClassifier,
+)
+
+__all__ = [
+    "BertBackbone",
+    "BertClassifier",
+    "BertConfig",
+    "BertEmbedder",
+    "BertPretrainer",
+    "BertQuestionAnswerer",
+    "BertTokenClassifier",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,17 @@
+"""BERT's layers: embeddings, self-attention, the encoder block, pooler and pretraining heads."""
+
+from kbert.layers.attention import MultiHeadSelfAttention
+from kbert.layers.embeddings import BertEmbeddings
+from kbert.layers.encoder import BertEncoderBlock
+from kbert.layers.heads import BertPooler, MaskedLMHead
+from kbert.layers.initializers import bert_initializer, gelu_approximate
+
+__all__ = [
+    "BertEmbeddings",
+    "BertEncoderBlock",
+    "BertPooler",
+    "MaskedLMHead",
+    "MultiHeadSelfAttention",
+    "bert_initializer",
+    "gelu_approximate",
+]

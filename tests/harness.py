@@ -1,0 +1,53 @@
+"""Shared test harness: tiny configs and inputs, run on every backend."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+TINY = dict(
+    vocabulary_size=97,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=32,
+    intermediate_dim=64,
+    max_sequence_length=24,
+)
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def tiny_backbone(**overrides):
+    import kbert
+
+    return kbert.BertBackbone(**{**TINY, **overrides})
+
+
+def random_inputs(batch=3, length=10, real_lengths=None, vocabulary_size=TINY["vocabulary_size"], seed=0):
+    """A padded batch: token ids in [1, vocab), segment 0 then 1, padding after each row's real length."""
+    rng = np.random.default_rng(seed)
+    real_lengths = real_lengths or [length - 2 * i for i in range(batch)]
+    token_ids = rng.integers(1, vocabulary_size, size=(batch, length)).astype("int32")
+    padding_mask = (np.arange(length)[None, :] < np.asarray(real_lengths)[:, None]).astype("int32")
+    segment_ids = (np.arange(length)[None, :] >= np.asarray(real_lengths)[:, None] // 2).astype("int32")
+    return {
+        "token_ids": token_ids * padding_mask,
+        "segment_ids": segment_ids * padding_mask,
+        "padding_mask": padding_mask,
+    }
+
+
+def to_numpy(tree):
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, tree)
+
+
+def run_in_backend(backend, code, timeout=300):
+    """Runs Python `code` in a fresh process with KERAS_BACKEND=backend; returns its stdout."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode:
+        raise AssertionError(f"{backend} subprocess failed:\n{result.stderr[-4000:]}")
+    return result.stdout
