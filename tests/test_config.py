@@ -6,8 +6,17 @@ pytestmark = pytest.mark.backend_independent
 
 
 @pytest.mark.parametrize(
-    "name, layers, hidden", [("tiny", 2, 128), ("mini", 4, 256), ("small", 4, 512), ("medium", 8, 512),
-                             ("base", 12, 768), ("large", 24, 1024), ("L4_H256", 4, 256), ("L12_H768", 12, 768)]
+    "name, layers, hidden",
+    [
+        ("tiny", 2, 128),
+        ("mini", 4, 256),
+        ("small", 4, 512),
+        ("medium", 8, 512),
+        ("base", 12, 768),
+        ("large", 24, 1024),
+        ("L4_H256", 4, 256),
+        ("L12_H768", 12, 768),
+    ],
 )
 def test_named_sizes(name, layers, hidden):
     config = BertConfig.named(name)
@@ -40,7 +49,12 @@ def test_overrides_and_json_round_trip(tmp_path):
 
 def test_defaults_are_bert_base():
     config = BertConfig()
-    assert (config.vocabulary_size, config.num_layers, config.hidden_dim, config.num_heads) == (30522, 12, 768, 12)
+    assert (config.vocabulary_size, config.num_layers, config.hidden_dim, config.num_heads) == (
+        30522,
+        12,
+        768,
+        12,
+    )
     assert (config.layer_norm_epsilon, config.initializer_range, config.activation) == (1e-12, 0.02, "gelu")
 
 

@@ -89,7 +89,6 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         context = ops.einsum("bnts,bsnh->btnh", ops.cast(dropped, value.dtype), value)  # [B, T, N, H]
         return context, probabilities
 
-
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -44,7 +44,9 @@ class BertEncoderBlock(keras.layers.Layer):
         self.attention = MultiHeadSelfAttention(
             hidden_dim, num_heads, attention_dropout, initializer_range, dtype=policy, name="attention"
         )
-        self.attention_dropout_layer = keras.layers.Dropout(dropout, dtype=policy, name="attention_output_dropout")
+        self.attention_dropout_layer = keras.layers.Dropout(
+            dropout, dtype=policy, name="attention_output_dropout"
+        )
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="attention_layer_norm"
         )
@@ -83,7 +85,6 @@ class BertEncoderBlock(keras.layers.Layer):
         feed_forward = self.output_dropout(feed_forward, training=training)
         hidden_states = self.output_layer_norm(hidden_states + feed_forward)
         return (hidden_states, probabilities) if return_attention else hidden_states
-
 
     def get_config(self):
         config = super().get_config()

@@ -22,8 +22,8 @@ class BertPooler(keras.layers.Layer):
             name="dense",
         )
 
-    def build(self, sequence_shape):
-        self.dense.build((sequence_shape[0], sequence_shape[-1]))
+    def build(self, sequence_output_shape):
+        self.dense.build((sequence_output_shape[0], sequence_output_shape[-1]))
         self.built = True
 
     def call(self, sequence_output):
@@ -74,13 +74,11 @@ class MaskedLMHead(keras.layers.Layer):
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
 
-    def build(self, sequence_shape, mask_positions_shape=None):
+    def build(self, sequence_output_shape, mask_positions_shape=None):
         hidden_dim = self.token_embedding.output_dim
         self.transform.build((None, None, hidden_dim))
         self.layer_norm.build((None, None, hidden_dim))
-        self.bias = self.add_weight(
-            name="bias", shape=(self.token_embedding.input_dim,), initializer="zeros"
-        )
+        self.bias = self.add_weight(name="bias", shape=(self.token_embedding.input_dim,), initializer="zeros")
         self.built = True
 
     def call(self, sequence_output, mask_positions):

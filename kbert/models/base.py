@@ -73,6 +73,12 @@ class KbertModel(keras.Model):
             metrics = self._default_metrics()
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    def compile_from_config(self, config):
+        # Our compile() only fills in "auto" defaults, so the saved arguments replay through it unchanged.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def _base_config(self) -> dict:
         # Functional models' own get_config() describes the graph; ours describe the constructor.
         return {

@@ -46,7 +46,10 @@ class BertPretrainer(KbertTask):
         pair_head = None
         if objective != "mlm":
             pair_head = keras.layers.Dense(
-                2, kernel_initializer=bert_initializer(config.initializer_range), dtype=dtype, name="pair_head"
+                2,
+                kernel_initializer=bert_initializer(config.initializer_range),
+                dtype=dtype,
+                name="pair_head",
             )
 
         # === Functional wiring ===
@@ -118,8 +121,10 @@ class BertPretrainer(KbertTask):
                 ops.cast(ops.equal(ops.argmax(pair_logits, axis=-1), pair_labels), "float32")
             )
             loss = loss + pair_loss
-        # Regularisation losses added by layers, if any.
-        return loss + super().compute_loss(x, None, y_pred, None, training=training)
+        # Regularisation losses added by layers (kernel_regularizer and the like), if any.
+        for extra in self.losses:
+            loss = loss + ops.cast(extra, "float32")
+        return loss
 
     def get_config(self):
         return {

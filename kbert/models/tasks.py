@@ -128,7 +128,9 @@ class BertQuestionAnswerer(KbertTask):
         # === Functional wiring ===
         inputs = self.backbone_inputs()
         start, end = span_head(backbone(inputs)["sequence_output"])
-        super().__init__(inputs=inputs, outputs={"start_logits": start, "end_logits": end}, dtype=dtype, **kwargs)
+        super().__init__(
+            inputs=inputs, outputs={"start_logits": start, "end_logits": end}, dtype=dtype, **kwargs
+        )
 
         # === Config ===
         self.backbone = backbone
@@ -192,7 +194,9 @@ class BertEmbedder(KbertTask):
                 "BertBackbone(..., output_hidden_states=True)"
             )
         if pooling == "concat_last_4" and backbone.config.num_layers < 4:
-            raise ValueError(f"pooling='concat_last_4' needs >= 4 layers, the backbone has {backbone.config.num_layers}")
+            raise ValueError(
+                f"pooling='concat_last_4' needs >= 4 layers, the backbone has {backbone.config.num_layers}"
+            )
         dtype = kwargs.pop("dtype", backbone.dtype_policy)
 
         # === Functional wiring ===

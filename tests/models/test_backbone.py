@@ -32,7 +32,9 @@ def test_padding_does_not_change_real_positions():
     short = to_numpy(backbone(inputs))
     long = to_numpy(backbone(padded))
     mask = inputs["padding_mask"].astype(bool)
-    np.testing.assert_allclose(long["sequence_output"][:, :10][mask], short["sequence_output"][mask], atol=1e-5)
+    np.testing.assert_allclose(
+        long["sequence_output"][:, :10][mask], short["sequence_output"][mask], atol=1e-5
+    )
     np.testing.assert_allclose(long["pooled_output"], short["pooled_output"], atol=1e-5)
 
 
@@ -45,7 +47,9 @@ def test_config_round_trip_and_keras_save(tmp_path):
     assert clone.get_config() == backbone.get_config()
     assert isinstance(clone.config, kbert.BertConfig) and clone.config == backbone.config
     clone.set_weights(backbone.get_weights())
-    np.testing.assert_allclose(to_numpy(clone(inputs))["sequence_output"], expected["sequence_output"], atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(clone(inputs))["sequence_output"], expected["sequence_output"], atol=1e-6
+    )
 
     path = tmp_path / "backbone.keras"
     backbone.save(path)
@@ -89,7 +93,9 @@ def test_bool_padding_mask_is_accepted():
     inputs = random_inputs()
     as_bool = dict(inputs, padding_mask=inputs["padding_mask"].astype(bool))
     np.testing.assert_allclose(
-        to_numpy(backbone(as_bool))["sequence_output"], to_numpy(backbone(inputs))["sequence_output"], atol=1e-6
+        to_numpy(backbone(as_bool))["sequence_output"],
+        to_numpy(backbone(inputs))["sequence_output"],
+        atol=1e-6,
     )
 
 

@@ -1,0 +1,57 @@
+"""Mixed precision and XLA compilation, on the models users train."""
+
+import keras
+import numpy as np
+import pytest
+
+import kbert
+from tests.harness import random_inputs, tiny_backbone, to_numpy
+from tests.models.test_pretrainer import pretraining_batch
+
+
+def test_mixed_bfloat16_keeps_variables_layernorm_and_softmax_in_float32():
+    reference = tiny_backbone(output_attentions=True, dropout=0.0)
+    inputs = random_inputs(batch=2, length=12)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    backbone = tiny_backbone(output_attentions=True, dropout=0.0)
+    backbone.set_weights(reference.get_weights())
+    assert all(w.dtype == "float32" for w in backbone.weights)
+    assert backbone.encoder_blocks[0].intermediate.compute_dtype == "bfloat16"
+
+    outputs = to_numpy(backbone(inputs))
+    assert str(outputs["sequence_output"].dtype) == "bfloat16"
+    # The probabilities come out of a float32 softmax: rows sum to 1 far inside bfloat16's 4e-3 resolution.
+    for probabilities in outputs["attentions"]:
+        assert probabilities.dtype == np.float32
+        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    # LayerNorm computes in float32: each output row is normalised to bfloat16 precision.
+    sequence = outputs["sequence_output"].astype("float32")
+    np.testing.assert_allclose(sequence.mean(-1), 0.0, atol=2e-2)
+    # And the whole model stays close to float32.
+    expected = to_numpy(reference(inputs))["sequence_output"]
+    assert np.abs(sequence - expected).max() < 0.1
+
+
+def test_mixed_bfloat16_pretrainer_trains():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = kbert.BertPretrainer(tiny_backbone(dropout=0.0, attention_dropout=0.0))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    x, y = pretraining_batch()
+    history = model.fit(x, y, epochs=30, verbose=0)
+    losses = history.history["mlm_loss"]
+    assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.skipif(
+    keras.config.backend() == "torch", reason="jit_compile=True means XLA: TensorFlow and JAX"
+)
+def test_jit_compile_matches_eager_training_step():
+    x, y = pretraining_batch()
+    results = []
+    for jit in (True, False):
+        keras.utils.set_random_seed(1)
+        model = kbert.BertPretrainer(tiny_backbone(dropout=0.0, attention_dropout=0.0))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
+        model.fit(x, y, epochs=2, verbose=0)
+        results.append(model.evaluate(x, y, verbose=0, return_dict=True)["mlm_loss"])
+    assert results[0] == pytest.approx(results[1], rel=1e-4)
