@@ -1,5 +1,6 @@
 """kbert: BERT for Keras 3 on TensorFlow, JAX and PyTorch, with LiteRT edge export."""
 
+from kbert import training
 from kbert.config import BertConfig
 from kbert.models import (
     BertBackbone,
@@ -18,5 +19,6 @@ __all__ = [
     "BertPretrainer",
     "BertQuestionAnswerer",
     "BertTokenClassifier",
+    "training",
 ]
 __version__ = "0.1.0"
