@@ -1,0 +1,111 @@
+"""Pretrain a BERT (masked-LM + NSP/SOP) from text; with no flag, a small BERT on the built-in corpus.
+
+    python recipes/pretrain.py --backend jax
+    python recipes/pretrain.py --backend tensorflow --corpus "books/*.txt" --size mini --steps 10000
+
+Writes to --out: model.keras (the pretrainer), vocab.txt, tokenizer_config.json, config.json, history.json,
+loss.png and metrics.json. The logic lives in `kbert.training.pretraining`.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["tensorflow", "jax", "torch"],
+        default="jax",
+        help="Keras backend (set before Keras is imported). Default: jax.",
+    )
+    parser.add_argument(
+        "--corpus",
+        nargs="*",
+        default=[],
+        help="text files or globs: BERT text format (one sentence a line, blank line between "
+        "documents) or .jsonl with a 'text' field. Default: the built-in corpus "
+        "(Python standard library docstrings).",
+    )
+    parser.add_argument("--vocab", help="a vocab.txt (one token a line). Default: learn one from the corpus.")
+    parser.add_argument(
+        "--vocab-size", type=int, default=8000, help="size of a learned vocabulary (default 8000)."
+    )
+    parser.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased BERT).")
+    parser.add_argument(
+        "--size",
+        default="tiny",
+        help="a named model size: tiny, mini, small, medium, base, large or L<layers>_H<width> "
+        "(default tiny: 2 layers, width 128).",
+    )
+    parser.add_argument("--config", help="a model config JSON (kbert.BertConfig fields); overrides --size.")
+    parser.add_argument("--seq-len", type=int, default=128, help="packed sequence length (default 128).")
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32).")
+    parser.add_argument("--steps", type=int, default=500, help="optimizer steps (default 500).")
+    parser.add_argument(
+        "--max-predictions",
+        type=int,
+        default=20,
+        help="masked-LM targets per sequence (default 20; 15%% of tokens, at most this).",
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3).")
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=50,
+        help="linear warmup steps, then linear decay to 0 at --steps (default 50).",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.01,
+        help="decoupled weight decay, not applied to LayerNorm and bias (default 0.01).",
+    )
+    parser.add_argument("--optimizer", choices=["adamw", "lamb"], default="adamw", help="default adamw.")
+    parser.add_argument(
+        "--objective",
+        choices=["nsp", "sop", "mlm"],
+        default="nsp",
+        help="masked-LM plus next-sentence (nsp) or sentence-order (sop) prediction, or mlm only.",
+    )
+    parser.add_argument(
+        "--whole-word-masking", action="store_true", help="mask all pieces of a word together."
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["none", "bf16", "fp16"],
+        default="none",
+        help="Keras mixed precision policy (default none: float32).",
+    )
+    parser.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="XLA-compile the training step on TensorFlow and JAX (default on).",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of data, masks and initialisation (default 0)."
+    )
+    parser.add_argument("--out", default="runs/pretrain", help="output folder (default runs/pretrain).")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ["KERAS_BACKEND"] = args.backend
+    from kbert.training.pretraining import PretrainingConfig, pretrain
+
+    fields = {name.replace("-", "_"): value for name, value in vars(args).items() if name != "backend"}
+    fields["lowercase"] = not fields.pop("cased")
+    config = PretrainingConfig(**fields)
+    metrics = pretrain(config)
+    print(json.dumps({"out": config.out, **metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
