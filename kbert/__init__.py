@@ -1,6 +1,6 @@
 """kbert: BERT for Keras 3 on TensorFlow, JAX and PyTorch, with LiteRT edge export."""
 
-from kbert import training
+from kbert import data, text, training
 from kbert.config import BertConfig
 from kbert.models import (
     BertBackbone,
@@ -10,6 +10,7 @@ from kbert.models import (
     BertQuestionAnswerer,
     BertTokenClassifier,
 )
+from kbert.text import SegmentPacker, WordPieceTokenizer
 
 __all__ = [
     "BertBackbone",
@@ -19,6 +20,10 @@ __all__ = [
     "BertPretrainer",
     "BertQuestionAnswerer",
     "BertTokenClassifier",
+    "SegmentPacker",
+    "WordPieceTokenizer",
+    "data",
+    "text",
     "training",
 ]
 __version__ = "0.1.0"

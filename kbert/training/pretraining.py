@@ -12,7 +12,9 @@ import time
 import keras
 
 from kbert.config import BertConfig
+from kbert.data import build_instance_cache, builtin_corpus, pretraining_dataset, read_bert_text, read_jsonl
 from kbert.models import BertBackbone, BertPretrainer
+from kbert.text import WordPieceTokenizer, learn_vocabulary
 from kbert.training.optimizers import create_optimizer
 
 MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -61,8 +63,6 @@ class PretrainingConfig:
 
 def read_corpus(paths):
     """Documents (lists of sentences) from files/globs, or the built-in corpus when `paths` is empty."""
-    from kbert.data import builtin_corpus, read_bert_text, read_jsonl
-
     if not paths:
         return builtin_corpus()
     files = sorted({match for pattern in paths for match in glob.glob(os.path.expanduser(pattern))})
@@ -80,9 +80,6 @@ def read_corpus(paths):
 
 
 def _tokenizer(config, documents, out):
-    from kbert.text import WordPieceTokenizer
-    from kbert.text.vocabulary import learn_vocabulary
-
     if config.vocab:
         tokenizer = WordPieceTokenizer(vocabulary=config.vocab, lowercase=config.lowercase)
     else:
@@ -129,8 +126,6 @@ def pretrain(config: PretrainingConfig) -> dict:
     Returns:
         The metrics written to `metrics.json`.
     """
-    from kbert.data import build_instance_cache, pretraining_dataset
-
     wall_start = time.perf_counter()
     if config.mixed_precision not in MIXED_PRECISION:
         raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
