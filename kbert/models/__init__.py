@@ -1,6 +1,7 @@
 """BERT models: the backbone and the task models built on it."""
 
 from kbert.models.backbone import BertBackbone
+from kbert.models.preprocessor import BertPreprocessor
 from kbert.models.pretrainer import BertPretrainer
 from kbert.models.tasks import BertClassifier, BertEmbedder, BertQuestionAnswerer, BertTokenClassifier
 
@@ -8,6 +9,7 @@ __all__ = [
     "BertBackbone",
     "BertClassifier",
     "BertEmbedder",
+    "BertPreprocessor",
     "BertPretrainer",
     "BertQuestionAnswerer",
     "BertTokenClassifier",

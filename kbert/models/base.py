@@ -8,6 +8,7 @@ from kbert.models.checks import (
     check_input_values,
     inputs_already_checked,
 )
+from kbert.models.preprocessor import is_text
 
 
 class KbertModel(keras.Model):
@@ -26,36 +27,71 @@ class KbertModel(keras.Model):
         check_input_keys(inputs, self.input_keys)
         check_input_values(inputs, **self._input_limits())
 
+    # `preprocessor` (a BertPreprocessor) is set on task models that take raw text. It is read with getattr:
+    # a class-level default would shadow the instance's on the torch backend, where modules live in _modules.
+
+    def _from_text(self, x):
+        """Raw text (strings, or a pair of string lists) becomes model inputs through the preprocessor."""
+        if not is_text(x):
+            return x
+        preprocessor = getattr(self, "preprocessor", None)
+        if preprocessor is None:
+            raise ValueError(
+                f"{type(self).__name__} got raw text but has no preprocessor: tokenize and pack first "
+                f"(kbert.WordPieceTokenizer + kbert.SegmentPacker), build the model with from_preset(...), or set "
+                f"model.preprocessor = kbert.models.BertPreprocessor(tokenizer)"
+            )
+        return preprocessor.preprocess(x)
+
     def __call__(self, inputs, *args, **kwargs):
+        inputs = self._from_text(inputs)
         self._check_inputs(inputs)
         return super().__call__(inputs, *args, **kwargs)
 
     def _check_data(self, x):
-        """Checks `x` up front when it is a dict of arrays; returns whether it did."""
+        """Converts raw text and checks `x` up front when it is a dict of arrays; returns (x, checked)."""
+        x = self._from_text(x)
         if isinstance(x, dict):
             self._check_inputs(x)
-            return True
-        return False
+            return x, True
+        return x, False
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
-        self._check_data(x)
+        x, _ = self._check_data(x)
         if isinstance(validation_data, tuple | list) and validation_data:
-            self._check_data(validation_data[0])
+            validation_data = (self._check_data(validation_data[0])[0], *validation_data[1:])
         # Per-step checks would cost a host sync each step on eager backends; arrays were checked above.
         with inputs_already_checked():
             return super().fit(x, y, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
-        if self._check_data(x):
+        x, checked = self._check_data(x)
+        if checked:
             with inputs_already_checked():
                 return super().evaluate(x, y, **kwargs)
         return super().evaluate(x, y, **kwargs)
 
     def predict(self, x, **kwargs):
-        if self._check_data(x):
+        x, checked = self._check_data(x)
+        if checked:
             with inputs_already_checked():
                 return super().predict(x, **kwargs)
         return super().predict(x, **kwargs)
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Builds this model from a local folder: a kbert save (`model.keras`), a Hugging Face BERT checkpoint
+        (`config.json` + `model.safetensors`) or a KerasHub BERT preset.
+
+        Keyword arguments go to the constructor (`num_classes`, `pooling`, `objective`...); backbone flags
+        (`output_hidden_states`, `output_attentions`, `dtype`) and `BertConfig` fields (`dropout`,
+        `activation`...) go to the backbone. Task heads found in the checkpoint are loaded, others freshly
+        initialised with a log line. Raises `ValueError` naming the problem for folders that hold no BERT,
+        weights that do not fit, or vocabularies of another size.
+        """
+        from kbert.interop import load_preset
+
+        return load_preset(cls, preset, **kwargs)
 
     def _default_loss(self):
         return None
@@ -81,11 +117,14 @@ class KbertModel(keras.Model):
 
     def _base_config(self) -> dict:
         # Functional models' own get_config() describes the graph; ours describe the constructor.
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
+        if getattr(self, "preprocessor", None) is not None:
+            config["preprocessor"] = keras.layers.serialize(self.preprocessor)
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -94,7 +133,11 @@ class KbertModel(keras.Model):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
+        preprocessor = config.pop("preprocessor", None)
+        model = cls(**config)
+        if preprocessor is not None:
+            model.preprocessor = keras.layers.deserialize(preprocessor)
+        return model
 
 
 class KbertTask(KbertModel):

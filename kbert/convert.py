@@ -1,0 +1,77 @@
+"""Convert a BERT checkpoint between kbert, Hugging Face and KerasHub formats.
+
+    python -m kbert.convert SRC DST --to {kbert,huggingface,kerashub}
+
+SRC is a local folder: a kbert save (model.keras), a Hugging Face BERT checkpoint (config.json + model.safetensors)
+or a KerasHub BERT preset. Task heads convert with the model (pretraining, classification, tagging, QA); KerasHub
+presets hold the backbone only.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+# Hugging Face architecture → kbert class name.
+TASKS = {
+    "BertModel": "BertBackbone",
+    "BertForPreTraining": "BertPretrainer",
+    "BertForMaskedLM": "BertPretrainer",
+    "BertForSequenceClassification": "BertClassifier",
+    "BertForTokenClassification": "BertTokenClassifier",
+    "BertForQuestionAnswering": "BertQuestionAnswerer",
+}
+
+
+def load_any(source):
+    """The model in `source` as the kbert class that matches its format and heads."""
+    import keras
+
+    import kbert
+    from kbert.interop import preset_format
+
+    kind = preset_format(source)
+    if kind == "kbert":
+        path = source if source.endswith(".keras") else os.path.join(source, "model.keras")
+        model = keras.models.load_model(path)
+        return (
+            kbert.models.BertBackbone.from_preset(source)
+            if model is None
+            else type(model).from_preset(source)
+        )
+    if kind == "kerashub":
+        return kbert.BertBackbone.from_preset(source)
+    with open(os.path.join(source, "config.json"), encoding="utf-8") as file:
+        architectures = json.load(file).get("architectures") or ["BertModel"]
+    name = TASKS.get(architectures[0], "BertBackbone")
+    kwargs = {"objective": "mlm"} if architectures[0] == "BertForMaskedLM" else {}
+    return getattr(kbert, name).from_preset(source, **kwargs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("source", help="the checkpoint folder to read")
+    parser.add_argument("destination", help="the folder to write")
+    parser.add_argument(
+        "--to", required=True, choices=["kbert", "huggingface", "kerashub"], help="output format"
+    )
+    args = parser.parse_args(argv)
+
+    from kbert.interop import save_huggingface, save_kerashub
+    from kbert.interop.presets import preset_tokenizer
+    from kbert.interop.saving import save_kbert
+
+    model = load_any(args.source)
+    tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
+    if tokenizer is None and os.path.isdir(args.source):
+        tokenizer = preset_tokenizer(args.source)
+    save = {"kbert": save_kbert, "huggingface": save_huggingface, "kerashub": save_kerashub}[args.to]
+    save(model, args.destination, tokenizer=tokenizer)
+    print(f"{type(model).__name__} from {args.source} written as {args.to} to {args.destination}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""`BertPreprocessor`: raw strings → model inputs, so task models take text in `fit`, `evaluate` and `predict`."""
+
+import keras
+import numpy as np
+
+from kbert.text import SegmentPacker, WordPieceTokenizer
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class BertPreprocessor(keras.layers.Layer):
+    """Tokenizes and packs text: one list of strings, or a `(texts, text_pairs)` tuple for sentence pairs.
+
+    Batches are padded to their longest sequence (rounded up to a multiple of 8, at most `sequence_length`),
+    so short texts cost little and there are few distinct shapes. Saved with the model (vocabulary as an asset).
+
+    Args:
+        tokenizer: a `kbert.WordPieceTokenizer`.
+        sequence_length: the longest packed sequence; longer inputs are truncated longest-first.
+
+    Example:
+    ```python
+    classifier.preprocessor = BertPreprocessor(tokenizer, sequence_length=128)
+    classifier.predict(["some text", "another"])
+    ```
+    """
+
+    def __init__(self, tokenizer=None, sequence_length=128, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.sequence_length = sequence_length
+        self.tokenizer = tokenizer
+
+    def preprocess(self, texts):
+        """`{token_ids, segment_ids, padding_mask}` int32 NumPy arrays for a list of texts or a pair of lists."""
+        if self.tokenizer is None:
+            raise ValueError(
+                "this preprocessor has no tokenizer (was it loaded without its vocabulary asset?)"
+            )
+        first, second = texts if isinstance(texts, tuple) and len(texts) == 2 else (texts, None)
+        first_ids = self.tokenizer(_as_strings(first))
+        second_ids = None if second is None else self.tokenizer(_as_strings(second))
+        longest = int(first_ids.row_lengths().numpy().max(initial=0)) + 2
+        if second_ids is not None:
+            longest += int(second_ids.row_lengths().numpy().max(initial=0)) + 1
+        length = min(self.sequence_length, max(8, -(-longest // 8) * 8))
+        packer = SegmentPacker(length, self.tokenizer.cls_id, self.tokenizer.sep_id, self.tokenizer.pad_id)
+        packed = packer(first_ids, second_ids)
+        return {key: np.asarray(value, dtype="int32") for key, value in packed.items()}
+
+    def save_assets(self, dir_path):
+        self.tokenizer.save_to_preset(dir_path)
+
+    def load_assets(self, dir_path):
+        self.tokenizer = WordPieceTokenizer.from_preset(dir_path)
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length}
+
+
+def is_text(x) -> bool:
+    """True for raw text inputs: a string, a list/array of strings, or a pair of those."""
+    if isinstance(x, tuple) and len(x) == 2 and all(is_text(part) for part in x):
+        return True
+    if isinstance(x, str):
+        return True
+    if isinstance(x, list) and x and all(isinstance(item, str) for item in x):
+        return True
+    return isinstance(x, np.ndarray) and x.dtype.kind in "USO" and x.ndim == 1
+
+
+def _as_strings(texts):
+    if isinstance(texts, str):
+        return [texts]
+    return [str(text) for text in texts]
