@@ -4,7 +4,8 @@
     python recipes/pretrain.py --backend tensorflow --corpus "books/*.txt" --size mini --steps 10000
 
 Writes to --out: model.keras (the pretrainer), vocab.txt, tokenizer_config.json, config.json, history.json,
-loss.png and metrics.json. The logic lives in `kbert.training.pretraining`.
+loss.png, metrics.json, TensorBoard logs (logs/) and checkpoints (checkpoints/). Rerunning the same command after
+an interruption, even SIGKILL, resumes from the last checkpoint. The logic lives in `kbert.training.pretraining`.
 """
 
 import argparse
@@ -52,6 +53,12 @@ def parse_args(argv):
         default=20,
         help="masked-LM targets per sequence (default 20; 15%% of tokens, at most this).",
     )
+    parser.add_argument(
+        "--eval-batches",
+        type=int,
+        default=8,
+        help="held-out batches (fixed masks) evaluated before, during and after training (default 8).",
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3).")
     parser.add_argument(
         "--warmup-steps",
@@ -88,7 +95,33 @@ def parse_args(argv):
         help="XLA-compile the training step on TensorFlow and JAX (default on).",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of data, masks and initialisation (default 0)."
+        "--grad-accum",
+        type=int,
+        default=1,
+        help="average the gradients of this many batches into one update (Keras' gradient accumulation); "
+        "the effective batch is --batch-size x this, --steps and --warmup-steps count updates (default 1).",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="steps between checkpoints and held-out evaluations; must divide --steps (default: the largest "
+        "divisor of --steps up to 50). Rerunning the same command after an interruption resumes from the "
+        "last checkpoint in --out/checkpoints.",
+    )
+    parser.add_argument(
+        "--data-parallel",
+        action="store_true",
+        help="JAX: split each batch over all devices (keras.distribution.DataParallel).",
+    )
+    parser.add_argument(
+        "--model-parallel",
+        type=int,
+        default=1,
+        help="JAX: shard the encoder's weights over this many devices (keras.distribution.ModelParallel); "
+        "the batch is split over the device groups left (default 1: off).",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of data, masks, dropout and initialisation (default 0)."
     )
     parser.add_argument("--out", default="runs/pretrain", help="output folder (default runs/pretrain).")
     return parser.parse_args(argv)
@@ -102,7 +135,11 @@ def main(argv=None):
     fields = {name.replace("-", "_"): value for name, value in vars(args).items() if name != "backend"}
     fields["lowercase"] = not fields.pop("cased")
     config = PretrainingConfig(**fields)
-    metrics = pretrain(config)
+    try:
+        metrics = pretrain(config)
+    except FloatingPointError as error:  # NaN loss: the message names the checkpoint that was kept
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(json.dumps({"out": config.out, **metrics}, indent=2))
     return 0
 

@@ -3,9 +3,9 @@
 `recipes/pretrain.py` is the command line over `PretrainingConfig` and `pretrain`.
 """
 
+import contextlib
 import dataclasses
 import glob
-import json
 import os
 import time
 
@@ -15,9 +15,13 @@ from kbert.config import BertConfig
 from kbert.data import build_instance_cache, builtin_corpus, pretraining_dataset, read_bert_text, read_jsonl
 from kbert.models import BertBackbone, BertPretrainer
 from kbert.text import WordPieceTokenizer, learn_vocabulary
+from kbert.training.checkpoints import TrainingCheckpoint, save_model, write_json
+from kbert.training.distribution import batch_shards, data_parallel, model_parallel
 from kbert.training.optimizers import create_optimizer
 
 MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+# Settings a resumed run may change: where it writes and how it executes, not what it computes.
+FREE_ACROSS_RESUME = ("out", "jit", "data_parallel", "model_parallel")
 
 
 @dataclasses.dataclass
@@ -34,6 +38,12 @@ class PretrainingConfig:
         objective: "nsp", "sop" or "mlm".
         mixed_precision: "none", "bf16" or "fp16".
         jit: compile the step with XLA (TensorFlow, JAX); on PyTorch `jit` has no effect.
+        grad_accum: batches whose gradients are averaged into one update (effective batch: batch_size x this).
+        checkpoint_every: steps between checkpoints (and held-out evaluations); must divide `steps`. None: the
+            largest divisor of `steps` up to 50.
+        data_parallel: JAX: split each batch over all devices (`keras.distribution.DataParallel`).
+        model_parallel: JAX: shard the encoder's weights over this many devices (`ModelParallel`); the batch
+            is split over the groups left.
         eval_batches: held-out batches (fixed masks) for the initial and final metrics.
         out: the output folder.
     """
@@ -56,6 +66,10 @@ class PretrainingConfig:
     whole_word_masking: bool = False
     mixed_precision: str = "none"
     jit: bool = True
+    grad_accum: int = 1
+    checkpoint_every: int | None = None
+    data_parallel: bool = False
+    model_parallel: int = 1
     seed: int = 0
     eval_batches: int = 8
     out: str = "runs/pretrain"
@@ -102,38 +116,89 @@ def _model_config(config, vocabulary_size):
 
 
 class _StepTimer(keras.callbacks.Callback):
-    """Training time without the first step (compilation), for tokens/s."""
+    """Training time without each process's first batch (compilation), for tokens/s; kept in `totals`, which
+    the checkpoint saves, so a resumed run reports the whole run."""
 
-    def __init__(self):
+    def __init__(self, totals):
         super().__init__()
+        self.totals = totals
         self.start = None
-        self.steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.batches = None, 0
 
     def on_train_batch_end(self, batch, logs=None):
         if self.start is None:
             self.start = time.perf_counter()
         else:
-            self.steps += 1
+            self.batches += 1
 
-    def seconds(self):
-        return time.perf_counter() - self.start if self.start is not None else 0.0
+    def on_epoch_end(self, epoch, logs=None):
+        # Before the checkpoint's on_epoch_end, so the totals it saves include this epoch.
+        if self.start is not None:
+            self.totals["timed_batches"] += self.batches
+            self.totals["timed_seconds"] += time.perf_counter() - self.start
+
+
+def _steps_per_checkpoint(config):
+    if config.checkpoint_every is None:
+        # Short "epochs" of the endless stream give a loss curve and held-out metrics every few dozen steps.
+        return max(d for d in range(1, min(config.steps, 50) + 1) if config.steps % d == 0)
+    if config.checkpoint_every < 1 or config.steps % config.checkpoint_every:
+        raise ValueError(
+            f"checkpoint_every={config.checkpoint_every} must divide steps={config.steps} (a checkpoint ends "
+            "each Keras epoch); choose a divisor, e.g. "
+            f"{[d for d in range(1, min(config.steps, 1000) + 1) if config.steps % d == 0][-4:]}"
+        )
+    return config.checkpoint_every
+
+
+def _distribution(config):
+    if config.data_parallel and config.model_parallel > 1:
+        raise ValueError(
+            "data_parallel and model_parallel > 1 exclude each other; model_parallel splits "
+            "the batch over the devices it leaves"
+        )
+    if config.model_parallel > 1:
+        return model_parallel(config.model_parallel)
+    return data_parallel() if config.data_parallel else None
 
 
 def pretrain(config: PretrainingConfig) -> dict:
     """Runs pretraining and writes to `config.out`: `model.keras` (the pretrainer), `vocab.txt`,
-    `tokenizer_config.json`, `config.json` (the model), `history.json`, `loss.png` and `metrics.json`.
+    `tokenizer_config.json`, `config.json` (the model), `history.json`, `loss.png`, `metrics.json`, TensorBoard
+    logs in `logs/` and the training state in `checkpoints/`.
+
+    Rerunning with the same config after an interruption (even SIGKILL) resumes from the last checkpoint, written
+    every `checkpoint_every` steps: weights, optimizer, step, data position and dropout's random state, so the
+    result equals an uninterrupted run's (up to float rounding). A run that finished restores and trains no more.
 
     Returns:
         The metrics written to `metrics.json`.
+
+    Raises:
+        FloatingPointError: when the training loss becomes NaN or infinite; the last good checkpoint is kept.
+        ValueError: bad settings, or `out` holding a checkpoint of a run with other settings.
     """
     wall_start = time.perf_counter()
     if config.mixed_precision not in MIXED_PRECISION:
         raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
-    if config.steps < 1 or config.batch_size < 1:
-        raise ValueError(f"steps ({config.steps}) and batch_size ({config.batch_size}) must be >= 1")
+    if config.steps < 1 or config.batch_size < 1 or config.grad_accum < 1:
+        raise ValueError(
+            f"steps ({config.steps}), batch_size ({config.batch_size}) and grad_accum ({config.grad_accum}) "
+            "must be >= 1"
+        )
+    steps_per_checkpoint = _steps_per_checkpoint(config)
+    batches_per_checkpoint = steps_per_checkpoint * config.grad_accum  # Keras counts batches, not updates
     os.makedirs(config.out, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     keras.config.set_dtype_policy(MIXED_PRECISION[config.mixed_precision])
+    distribution = _distribution(config)
+    if config.batch_size % batch_shards(distribution):
+        raise ValueError(
+            f"batch_size={config.batch_size} must divide evenly over the {batch_shards(distribution)} "
+            "devices that split each batch"
+        )
 
     documents = read_corpus(config.corpus)
     tokenizer = _tokenizer(config, documents, config.out)
@@ -157,35 +222,61 @@ def pretrain(config: PretrainingConfig) -> dict:
 
     # Held-out masks: the same batches and masks before and after training.
     evaluation = dataset(config.seed + 1, 0).take(config.eval_batches).cache()
-    train = dataset(config.seed, 10000).repeat()
 
     model_config = _model_config(config, tokenizer.vocabulary_size)
     model_config.to_json(os.path.join(config.out, "config.json"))
-    model = BertPretrainer(BertBackbone.from_bert_config(model_config), objective=config.objective)
-    optimizer = create_optimizer(
-        config.optimizer, config.lr, config.warmup_steps, config.steps, weight_decay=config.weight_decay
-    )
-    model.compile(optimizer=optimizer, jit_compile=config.jit and keras.config.backend() != "torch")
+    with distribution.scope() if distribution else contextlib.nullcontext():
+        model = BertPretrainer(BertBackbone.from_bert_config(model_config), objective=config.objective)
+        optimizer = create_optimizer(
+            config.optimizer,
+            config.lr,
+            config.warmup_steps,
+            config.steps,
+            weight_decay=config.weight_decay,
+            gradient_accumulation_steps=config.grad_accum,
+        )
+        model.compile(optimizer=optimizer, jit_compile=config.jit and keras.config.backend() != "torch")
+        model.optimizer.build(model.trainable_variables)
 
-    initial = model.evaluate(evaluation, verbose=0, return_dict=True)
-    timer = _StepTimer()
-    # Short "epochs" of the endless stream give a loss curve and held-out metrics every few dozen steps.
-    steps_per_epoch = max(d for d in range(1, min(config.steps, 50) + 1) if config.steps % d == 0)
-    history = model.fit(
-        train,
-        steps_per_epoch=steps_per_epoch,
-        epochs=config.steps // steps_per_epoch,
-        validation_data=evaluation,
-        callbacks=[timer],
-        shuffle=False,  # the dataset shuffles itself
-        verbose=2 if os.environ.get("CI") else 1,
-    )
-    final = model.evaluate(evaluation, verbose=0, return_dict=True)
-    with open(os.path.join(config.out, "history.json"), "w", encoding="utf-8") as file:
-        json.dump({"steps_per_epoch": steps_per_epoch, **history.history}, file, indent=2)
-    plot_history(history.history, steps_per_epoch, initial, os.path.join(config.out, "loss.png"))
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}
+        checkpoint = TrainingCheckpoint(
+            os.path.join(config.out, "checkpoints"), batches_per_checkpoint, settings=settings
+        )
+        state = checkpoint.restore(model)
+        if state is None:
+            initial = model.evaluate(evaluation, verbose=0, return_dict=True)
+            checkpoint.extra = {"initial": initial, "timed_batches": 0, "timed_seconds": 0.0}
+        else:
+            checkpoint.extra = state["extra"]
+            initial = checkpoint.extra["initial"]
+            print(
+                f"Resuming from the checkpoint after step {state['batches'] // config.grad_accum} in "
+                f"{checkpoint.backup_dir}"
+            )
+        batches_done = state["batches"] if state else 0
+        # The stream is seeded, so its position is the count of batches consumed: skip them.
+        train = dataset(config.seed, 10000).repeat().skip(batches_done)
+        callbacks = [
+            _StepTimer(checkpoint.extra),
+            checkpoint,
+            keras.callbacks.TensorBoard(os.path.join(config.out, "logs"), write_graph=False),
+        ]
+        model.fit(
+            train,
+            steps_per_epoch=batches_per_checkpoint,
+            epochs=config.steps // steps_per_checkpoint,
+            validation_data=evaluation,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=2 if os.environ.get("CI") else 1,
+        )
+        final = model.evaluate(evaluation, verbose=0, return_dict=True)
+    history = checkpoint.history
+    write_json({"steps_per_epoch": steps_per_checkpoint, **history}, os.path.join(config.out, "history.json"))
+    plot_history(history, steps_per_checkpoint, initial, os.path.join(config.out, "loss.png"))
 
-    model.save(os.path.join(config.out, "model.keras"))
+    save_model(model, os.path.join(config.out, "model.keras"))
+    timed = checkpoint.extra
     metrics = {
         "initial_mlm_loss": initial["mlm_loss"],
         "final_mlm_loss": final["mlm_loss"],
@@ -193,12 +284,14 @@ def pretrain(config: PretrainingConfig) -> dict:
         "final_mlm_accuracy": final["mlm_accuracy"],
         "final_pair_accuracy": final.get("pair_accuracy"),
         "steps": config.steps,
-        "tokens_per_second": timer.steps * config.batch_size * config.seq_len / max(timer.seconds(), 1e-9),
+        "tokens_per_second": timed["timed_batches"]
+        * config.batch_size
+        * config.seq_len
+        / max(timed["timed_seconds"], 1e-9),
         "wall_seconds": time.perf_counter() - wall_start,
         "backend": keras.config.backend(),
     }
-    with open(os.path.join(config.out, "metrics.json"), "w", encoding="utf-8") as file:
-        json.dump(metrics, file, indent=2)
+    write_json(metrics, os.path.join(config.out, "metrics.json"))
     return metrics
 
 

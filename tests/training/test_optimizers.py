@@ -34,3 +34,24 @@ def test_no_weight_decay_on_bias_and_layer_norm(name):
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="optimizer 'sgd'"):
         create_optimizer("sgd")
+
+
+def test_gradient_accumulation_averages_batches_and_counts_updates():
+    def train(accumulation, gradients):
+        variable = keras.Variable(np.ones((3,), "float32"))
+        optimizer = create_optimizer(
+            "adamw", 0.1, warmup_steps=0, total_steps=4, gradient_accumulation_steps=accumulation
+        )
+        for gradient in gradients:
+            optimizer.apply_gradients([(keras.ops.convert_to_tensor(gradient), variable)])
+        return keras.ops.convert_to_numpy(variable), int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(size=(3,)).astype("float32") for _ in range(4)]
+    means = [(batches[0] + batches[1]) / 2, (batches[2] + batches[3]) / 2]
+    accumulated, updates = train(2, batches)
+    expected, _ = train(
+        None, means
+    )  # the learning rate at update u is the schedule's at u, not at batch 2u+1
+    np.testing.assert_allclose(accumulated, expected, rtol=1e-5)
+    assert updates == 2

@@ -27,7 +27,9 @@ def test_pretrain_writes_a_kbert_save_and_metrics(corpus_file, tmp_path):
     config = PretrainingConfig(
         corpus=[str(corpus_file)],
         vocab_size=600,
-        steps=30,
+        steps=15,
+        grad_accum=2,  # 30 batches, 15 updates
+        checkpoint_every=5,
         warmup_steps=3,
         batch_size=8,
         seq_len=32,
@@ -60,7 +62,11 @@ def test_pretrain_writes_a_kbert_save_and_metrics(corpus_file, tmp_path):
     ):
         assert key in written
     assert written["final_mlm_loss"] < written["initial_mlm_loss"]
-    assert written["steps"] == 30 and written["tokens_per_second"] > 0
+    assert written["steps"] == 15 and written["tokens_per_second"] > 0
+    assert len(json.loads((out / "history.json").read_text())["mlm_loss"]) == 3
+    state = json.loads((out / "checkpoints" / "checkpoint.json").read_text())
+    assert state["batches"] == 30 and (out / "checkpoints" / state["weights"]).is_file()
+    assert any((out / "logs" / "train").iterdir())  # TensorBoard events
     model = keras.models.load_model(out / "model.keras")
     assert isinstance(model, kbert.BertPretrainer)
     vocabulary = (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
@@ -94,10 +100,19 @@ def test_command_line_help_explains_every_flag():
         "--whole-word-masking",
         "--mixed-precision",
         "--jit",
+        "--grad-accum",
+        "--checkpoint-every",
+        "--data-parallel",
+        "--model-parallel",
         "--seed",
         "--out",
     ):
         assert flag in result.stdout, flag
+
+
+def test_checkpoint_every_must_divide_steps(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_every=7 must divide steps=30"):
+        pretrain(PretrainingConfig(steps=30, checkpoint_every=7, out=str(tmp_path / "run")))
 
 
 def test_bad_corpus_path_is_named(tmp_path):
