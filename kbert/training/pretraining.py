@@ -20,8 +20,9 @@ from kbert.training.distribution import batch_shards, data_parallel, model_paral
 from kbert.training.optimizers import create_optimizer
 
 MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-# Settings a resumed run may change: where it writes and how it executes, not what it computes.
-FREE_ACROSS_RESUME = ("out", "jit", "data_parallel", "model_parallel")
+# Settings a resumed run may change: where it writes, how it executes, and the learning rate (to go on from the
+# last good checkpoint with a lower one after a NaN loss). The others must match the checkpoint's.
+FREE_ACROSS_RESUME = ("out", "jit", "data_parallel", "model_parallel", "lr", "warmup_steps")
 
 
 @dataclasses.dataclass
