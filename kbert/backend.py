@@ -1,5 +1,7 @@
 """The few things that differ between Keras backends, kept in one place and tested on each."""
 
+import base64
+
 import keras
 import numpy as np
 
@@ -32,3 +34,28 @@ def concrete_value(x):
             return None
         return x.detach().cpu().numpy()
     return None
+
+
+def global_random_state():
+    """The backend's global random state, where dropout draws from it: only PyTorch, whose Keras dropout without
+    a seed calls `torch.nn.functional.dropout` (the torch generator) instead of the layer's SeedGenerator."""
+    if keras.config.backend() != "torch":
+        return None
+    import torch
+
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available():
+        states += torch.cuda.get_rng_state_all()
+    return [base64.b64encode(state.numpy().tobytes()).decode("ascii") for state in states]
+
+
+def set_global_random_state(encoded):
+    """Restores what `global_random_state` returned."""
+    if encoded is None or keras.config.backend() != "torch":
+        return
+    import torch
+
+    states = [torch.from_numpy(np.frombuffer(base64.b64decode(text), np.uint8).copy()) for text in encoded]
+    torch.set_rng_state(states[0])
+    if torch.cuda.is_available() and len(states) > 1:
+        torch.cuda.set_rng_state_all(states[1:])

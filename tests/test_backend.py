@@ -39,3 +39,17 @@ def test_symbolic_and_traced_inputs_are_skipped():
             probe(torch.ones(2, 3, dtype=torch.int32))
         probe(torch.ones(2, 3, dtype=torch.int32, device="meta"))
     assert seen and all(value is None for value in seen)
+
+
+def test_global_random_state_round_trip():
+    from kbert.backend import global_random_state, set_global_random_state
+
+    state = global_random_state()
+    if keras.config.backend() != "torch":
+        assert state is None  # dropout draws from the layers' own SeedGenerator variables there
+        return
+    import torch
+
+    first = torch.rand(5)
+    set_global_random_state(state)
+    np.testing.assert_array_equal(torch.rand(5).numpy(), first.numpy())

@@ -14,7 +14,6 @@ and adds what resuming a run exactly needs:
 - a non-finite loss stops training with a `FloatingPointError` and writes nothing, so the last good checkpoint stays.
 """
 
-import base64
 import contextlib
 import glob
 import json
@@ -23,6 +22,8 @@ import os
 
 import keras
 import numpy as np
+
+from kbert.backend import global_random_state, set_global_random_state
 
 STATE_FILE = "checkpoint.json"
 KEEP = 2  # weight files kept: the one `checkpoint.json` names and the one before it
@@ -77,30 +78,6 @@ def write_json(data, path):
 def _seed_states(model):
     # Dropout's random state lives in SeedGenerator variables, which `save_weights` does not store.
     return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
-
-
-def _global_random_state():
-    """The backend's global random state, where dropout draws from it: only PyTorch, whose Keras dropout without
-    a seed calls `torch.nn.functional.dropout` (the torch generator) instead of the layer's SeedGenerator."""
-    if keras.config.backend() != "torch":
-        return None
-    import torch
-
-    states = [torch.get_rng_state()]
-    if torch.cuda.is_available():
-        states += torch.cuda.get_rng_state_all()
-    return [base64.b64encode(state.numpy().tobytes()).decode("ascii") for state in states]
-
-
-def _set_global_random_state(encoded):
-    if encoded is None or keras.config.backend() != "torch":
-        return
-    import torch
-
-    states = [torch.from_numpy(np.frombuffer(base64.b64decode(text), np.uint8).copy()) for text in encoded]
-    torch.set_rng_state(states[0])
-    if torch.cuda.is_available() and len(states) > 1:
-        torch.cuda.set_rng_state_all(states[1:])
 
 
 class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
@@ -167,7 +144,7 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
             )
         for variable, value in zip(seed_states, state["seed_states"], strict=True):
             variable.assign(np.asarray(value, dtype=variable.dtype))
-        _set_global_random_state(state.get("global_random_state"))
+        set_global_random_state(state.get("global_random_state"))
         self._history = {key: list(values) for key, values in state["history"].items()}
         self.restored = state
         return state
@@ -222,7 +199,7 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
             "batches": batches,
             "weights": name,
             "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)],
-            "global_random_state": _global_random_state(),
+            "global_random_state": global_random_state(),
             "history": self._history,
             "settings": self.settings,
             "extra": self.extra,
