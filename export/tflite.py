@@ -1,0 +1,100 @@
+"""Export a kbert model (trained on any backend) to a verified LiteRT .tflite file.
+
+    python export/tflite.py --model runs/classifier/ --out classifier.tflite --quantization dynamic --with-tokenizer
+
+Writes the .tflite (only if it passes verification), `<name>.report.json` and `<name>.report.png`.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+# The export runs on the TensorFlow backend whatever backend trained the model; set before Keras is imported.
+os.environ["KERAS_BACKEND"] = "tensorflow"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", required=True, help="a kbert save folder (model.keras, vocab.txt) or a .keras file"
+    )
+    parser.add_argument("--out", required=True, help="the .tflite path to write")
+    parser.add_argument(
+        "--quantization", default="dynamic", choices=("fp32", "fp16", "dynamic", "int8", "16x8"),
+        help="dynamic = dynamic-range int8 weights; int8 = full integer (falls back to 16x8 over budget)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seq-len", type=int, default=128, help="packed sequence length (the maximum, with text in)"
+    )
+    parser.add_argument(
+        "--dynamic-seq-len", action="store_true", help="token-id inputs of any length [1, None]"
+    )
+    parser.add_argument(
+        "--with-tokenizer", action="store_true", help="string in: the tokenizer inside the file"
+    )
+    parser.add_argument("--text-pair", action="store_true", help="string-in models also take text_pair")
+    parser.add_argument("--vocab", help="vocab.txt for a bare .keras file without a preprocessor")
+    parser.add_argument("--labels", help="class names: a JSON list file, or names separated by commas")
+    parser.add_argument("--representative", help="calibration text for int8/16x8, one text a line")
+    parser.add_argument(
+        "--eval", help='held-out JSON Lines {"text", "text_pair"?, "label"?}; default built-in corpus'
+    )
+    parser.add_argument("--num-calibration", type=int, default=100)
+    parser.add_argument("--num-eval", type=int, default=64)
+    parser.add_argument(
+        "--max-accuracy-drop", type=float, default=1.0,
+        help="fail (write no .tflite) if the file loses more points than this; negative: no limit",
+    )  # fmt: skip
+    parser.add_argument("--latency-repeats", type=int, default=30)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from kbert.export import ExportError, export_litert, read_records
+
+    labels = None
+    if args.labels:
+        if os.path.isfile(args.labels):
+            with open(args.labels, encoding="utf-8") as file:
+                labels = json.load(file)
+        else:
+            labels = [name.strip() for name in args.labels.split(",")]
+    representative = None
+    if args.representative:
+        with open(args.representative, encoding="utf-8") as file:
+            representative = [line.rstrip("\n") for line in file]
+    eval_records = read_records(args.eval)[: args.num_eval] if args.eval else None
+    try:
+        report = export_litert(
+            args.model,
+            args.out,
+            quantization=args.quantization,
+            sequence_length=args.seq_len,
+            dynamic_length=args.dynamic_seq_len,
+            with_tokenizer=args.with_tokenizer,
+            with_pair=args.text_pair,
+            representative_texts=representative,
+            eval_records=eval_records,
+            num_calibration=args.num_calibration,
+            num_eval=args.num_eval,
+            max_accuracy_drop=None if args.max_accuracy_drop < 0 else args.max_accuracy_drop,
+            vocabulary=args.vocab,
+            labels=labels,
+            latency_repeats=args.latency_repeats,
+        )
+    except ExportError as error:
+        sys.exit(f"export failed: {error}")
+    main_output = next(iter(report["outputs"]))
+    print(
+        f"wrote {args.out}: {report['shipped']}, {report['file_size_bytes'] / 1e6:.2f} MB, "
+        f"max |Δ| {report['outputs'][main_output]['max_abs_diff']:.3g}, "
+        f"mean cosine {report['outputs'][main_output]['mean_cosine']:.5f}, "
+        f"accuracy drop {report['accuracy_drop_points']:.2f} points, latency {report['latency_ms']:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

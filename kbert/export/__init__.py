@@ -1,0 +1,25 @@
+"""Edge export: LiteRT (.tflite) conversion with quantization, the tokenizer inside, verification reports.
+
+Runs on the TensorFlow backend (models trained on any backend load there from their `.keras` files).
+"""
+
+from kbert.export.converter import QUANTIZATIONS, add_metadata, check_ops, op_counts, read_metadata
+from kbert.export.litert import HARD_CASES, export_litert, read_records
+from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend
+from kbert.export.verify import interpreter
+
+__all__ = [
+    "HARD_CASES",
+    "QUANTIZATIONS",
+    "ExportError",
+    "LoadedModel",
+    "add_metadata",
+    "check_ops",
+    "export_litert",
+    "interpreter",
+    "load_model",
+    "op_counts",
+    "read_metadata",
+    "read_records",
+    "require_tensorflow_backend",
+]

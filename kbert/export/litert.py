@@ -1,0 +1,447 @@
+"""`export_litert`: a kbert model → a verified LiteRT (.tflite) file, its report and chart.
+
+The steps: load into the TensorFlow backend → trace a `tf.function` (token ids in, or raw text in with the
+tokenizer inside) → convert with builtin ops only → run the file in `ai_edge_litert` against the Keras model on
+held-out real text → ship it (atomically, with the vocabulary and labels in its metadata) only if it keeps within
+`max_accuracy_drop`. Full int8 falls back to 16x8 when int8 alone loses too much.
+"""
+
+import functools
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from kbert.export import converter, graphs, verify
+from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
+
+# What a request for a quantization tries, in order, until one keeps within the accuracy budget.
+FALLBACKS = {"int8": ("int8", "16x8")}
+METADATA_VOCABULARY = "vocab.txt"
+METADATA_LABELS = "labels.json"
+METADATA_CONFIG = "kbert_config.json"
+
+# Text a string-in model must tokenize like kbert's tokenizer: accents, CJK, emoji, control and zero-width
+# characters, an over-long word, literal special tokens, empty and whitespace-only lines, a text past the length.
+HARD_CASES = (
+    "Héllo, naïve café résumé — Ünïcödé façade!",
+    "北京欢迎你。東京は日本の首都です。",
+    "Emoji 🤖🎉 and symbols ±∞ ≠ ≤ $100.00 (50%)",
+    "tab\tseparated\r\nlines and\u200bzero\u200dwidth\u00adjoiners",
+    "a" * 120 + " supercalifragilisticexpialidocious antidisestablishmentarianism",
+    "don't stop-believing: e-mail me@example.com at 10:30am, ok?!",
+    "ＦＵＬＬ-ｗｉｄｔｈ ﬁ ligature and Ⅻ roman",
+    "",
+    "   \t  ",
+    "the [CLS] token and [SEP] literally, plus [MASK]",
+    "control\x00chars\x07here\x1f",
+    " ".join(["repetition"] * 200),
+)
+
+
+def default_texts(count, skip=0):
+    """`count` real sentences from the built-in corpus (docstrings of the standard library), after `skip`."""
+    sentences = _corpus_sentences()
+    return list(sentences[skip : skip + count])
+
+
+@functools.lru_cache(maxsize=1)
+def _corpus_sentences():
+    from kbert.data import builtin_corpus
+
+    sentences = [sentence for document in builtin_corpus(max_files=80) for sentence in document]
+    sentences = [sentence for sentence in dict.fromkeys(sentences) if len(sentence) > 20]
+    order = np.random.default_rng(0).permutation(len(sentences))
+    return tuple(sentences[index] for index in order)
+
+
+def read_records(path):
+    """Reads JSON Lines `{"text": ..., "text_pair": ... (optional), "label": ... (optional)}`."""
+    records = []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            if line.strip():
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise ExportError(f"{path}:{number}: expected a JSON object with a string 'text'")
+                records.append(record)
+    return records
+
+
+def export_litert(
+    model,
+    output,
+    quantization="dynamic",
+    sequence_length=128,
+    dynamic_length=False,
+    with_tokenizer=False,
+    with_pair=False,
+    representative_texts=None,
+    eval_records=None,
+    num_calibration=100,
+    num_eval=64,
+    max_accuracy_drop=1.0,
+    vocabulary=None,
+    labels=None,
+    latency_repeats=30,
+):
+    """Exports `model` as a LiteRT file at `output` and writes `<output stem>.report.json` and `.report.png`.
+
+    Args:
+        model: a path (kbert save folder or `.keras` file), a Keras model, or a `LoadedModel`.
+        output: the `.tflite` path; written only when the file passes verification, via a temporary file.
+        quantization: "fp32", "fp16", "dynamic" (dynamic-range int8), "int8" (full integer; falls back to
+            "16x8" if int8 loses more than `max_accuracy_drop`) or "16x8".
+        sequence_length: the packed length (token-id models: the input length; string-in models: the maximum).
+        dynamic_length: token-id inputs of any length `[1, None]` instead of `[1, sequence_length]`.
+        with_tokenizer: a string-in model (`text` → outputs and `token_ids`) with the tokenizer in the graph.
+        with_pair: string-in models also take `text_pair` (sentence-pair tasks).
+        representative_texts: calibration text for "int8"/"16x8" (a list of strings; default the built-in
+            corpus). Must not be empty.
+        eval_records: held-out `{"text", "text_pair"?, "label"?}` dicts (labels as names or ints); default
+            `num_eval` sentences of the built-in corpus that are not in the calibration set.
+        max_accuracy_drop: the most the file may lose, in points (see `verify.accuracy_drop_points`); None
+            ships whatever verifies.
+        vocabulary, labels: a `vocab.txt` and class names, where the model's save lacks them.
+        latency_repeats: timed calls for the median latency (batch 1, 2 threads).
+
+    Returns:
+        The report (a dict; also written as JSON).
+
+    Raises:
+        RuntimeError: not on the TensorFlow backend.
+        ExportError: Flex/custom ops needed, empty representative set, unwritable output, or an accuracy drop
+            beyond `max_accuracy_drop` for every fallback (the report is still written; no .tflite is).
+    """
+    require_tensorflow_backend()
+    started = time.perf_counter()
+    output = os.fspath(output)
+    _check_writable(output)
+    if quantization not in converter.QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r}; choose one of {converter.QUANTIZATIONS}")
+    loaded = _as_loaded(model, vocabulary, labels)
+    graphs.check_exportable(loaded.model)
+    tokenizer = loaded.tokenizer
+    if with_tokenizer and tokenizer is None:
+        raise ExportError(
+            "with_tokenizer needs the model's vocabulary: pass a kbert save folder (vocab.txt) or vocabulary=..."
+        )
+    if with_tokenizer and quantization in converter.CALIBRATED:
+        raise ExportError(
+            f"quantization={quantization!r} calibrates in a LiteRT interpreter that lacks the tensorflow-text ops; "
+            "export the string-in model as 'dynamic' (int8 weights) or export token ids in with full int8"
+        )
+
+    calibration_texts = None
+    if quantization in converter.CALIBRATED:
+        if representative_texts is None:
+            if tokenizer is None:
+                raise ExportError(
+                    "full-integer calibration needs real text and the model's vocabulary: pass vocabulary=..."
+                )
+            representative_texts = default_texts(num_calibration)
+        calibration_texts = [text for text in representative_texts if str(text).strip()]
+        if not calibration_texts:
+            raise ExportError("the representative set is empty; give calibration text (one text a line)")
+    records = (
+        eval_records
+        if eval_records is not None
+        else [{"text": text} for text in default_texts(num_eval, skip=num_calibration)]
+    )
+    label_ids = _label_ids(records, loaded.labels)
+
+    if with_tokenizer:
+        function = graphs.text_function(loaded.model, tokenizer, sequence_length, with_pair)
+        examples, reference, masks, text_checks = _string_parity_inputs(
+            loaded, records, sequence_length, with_pair
+        )
+    else:
+        function = graphs.token_ids_function(loaded.model, None if dynamic_length else sequence_length)
+        examples = _token_examples(loaded, records, sequence_length)
+        reference = _keras_outputs(loaded.model, examples)
+        masks = [example["padding_mask"] for example in examples]
+        text_checks = None
+    representative = None
+    if calibration_texts is not None:
+        calibration = _token_examples(loaded, [{"text": text} for text in calibration_texts], sequence_length)
+
+        def representative():
+            yield from calibration
+
+    task_outputs = [name for name in reference[0] if name in ("logits", "start_logits", "end_logits")]
+    attempts, shipped = [], None
+    for attempt_quantization in FALLBACKS.get(quantization, (quantization,)):
+        attempt_started = time.perf_counter()
+        try:
+            flatbuffer = converter.convert_function(
+                function,
+                loaded.model.weights,
+                attempt_quantization,
+                representative,
+                custom_ops=with_tokenizer,
+            )
+        except RuntimeError as error:
+            # The calibrating quantizer fails on some graphs (16x8 on the int32 index arithmetic of embedding
+            # lookups); record it and try the next remedy.
+            if attempt_quantization not in converter.CALIBRATED:
+                raise
+            attempts.append(
+                {"quantization": attempt_quantization, "error": str(error).strip().splitlines()[0]}
+            )
+            continue
+        runner = verify.interpreter(flatbuffer, custom_ops=with_tokenizer).get_signature_runner()
+        candidate = verify.run_examples(runner, examples)
+        if with_tokenizer:
+            candidate, text_checks = _trim_to_real_tokens(
+                candidate, reference, text_checks, records, tokenizer
+            )
+        summary, cosines = verify.compare_outputs(reference, candidate, masks)
+        summary.pop("token_ids", None)
+        task = (
+            verify.task_agreement(reference, candidate, task_outputs, label_ids, masks)
+            if task_outputs
+            else {}
+        )
+        drop = verify.accuracy_drop_points(task, summary)
+        attempt = {
+            "quantization": attempt_quantization,
+            "file_size_bytes": len(flatbuffer),
+            "outputs": summary,
+            **task,
+            "accuracy_drop_points": drop,
+            "latency_ms": verify.median_latency_ms(runner, examples[0], repeats=latency_repeats),
+            "op_counts": dict(converter.op_counts(flatbuffer).most_common()),
+            "seconds": time.perf_counter() - attempt_started,
+        }
+        attempts.append(attempt)
+        if max_accuracy_drop is None or drop <= max_accuracy_drop:
+            shipped = (attempt_quantization, flatbuffer, cosines)
+            break
+
+    report = {
+        "name": os.path.basename(output),
+        "source": loaded.source,
+        "model_class": type(loaded.model).__name__,
+        "requested": quantization,
+        "shipped": shipped[0] if shipped else None,
+        "with_tokenizer": with_tokenizer,
+        "sequence_length": sequence_length,
+        "dynamic_length": dynamic_length and not with_tokenizer,
+        "num_eval_examples": len(examples),
+        "num_calibration_texts": len(calibration_texts or []),
+        "eval_inputs": "token ids of real text"
+        if tokenizer is not None
+        else "random token ids (no vocabulary)",
+        "max_accuracy_drop": max_accuracy_drop,
+        "keras_float32_weights_bytes": int(sum(np.prod(w.shape) * 4 for w in loaded.model.weights)),
+        "latency_setup": f"median of {latency_repeats} calls, batch 1, {verify.LATENCY_THREADS} threads",
+        "attempts": attempts,
+        "tokenizer_checks": text_checks,
+    }
+    if shipped:
+        best = attempts[-1]
+        report.update(
+            {key: best[key] for key in ("file_size_bytes", "outputs", "latency_ms", "accuracy_drop_points")}
+        )
+        report.update(
+            {
+                key: best[key]
+                for key in ("argmax_agreement", "keras_accuracy", "litert_accuracy")
+                if key in best
+            }
+        )
+        main_output = next(iter(best["outputs"]))
+        report["per_example_cosine"] = shipped[2][main_output]
+    report["seconds"] = time.perf_counter() - started
+    report_path = os.path.splitext(output)[0] + ".report.json"
+    verify.write_report(report, report_path)
+    if not shipped:
+        tried = "; ".join(
+            f"{a['quantization']}: "
+            + (f"drop {a['accuracy_drop_points']:.2f}" if "error" not in a else a["error"])
+            for a in attempts
+        )
+        raise ExportError(
+            f"no LiteRT file kept within max_accuracy_drop={max_accuracy_drop} points ({tried}); nothing written "
+            f"to {output!r}, see {report_path}. Try another quantization, more calibration text, or a larger budget"
+        )
+    metadata = _metadata(loaded, report, with_tokenizer, with_pair)
+    _write_atomically(output, converter.add_metadata(shipped[1], metadata))
+    return report
+
+
+def _as_loaded(model, vocabulary, labels):
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, str | os.PathLike):
+        loaded = load_model(model, vocabulary=vocabulary)
+        if labels is not None:
+            loaded.labels = list(labels)
+        return loaded
+    return wrap_model(model, labels=labels, vocabulary=vocabulary)
+
+
+def _check_writable(output):
+    folder = os.path.dirname(os.path.abspath(output)) or "."
+    if os.path.isdir(output):
+        raise ExportError(f"output {output!r} is a folder; give the .tflite file's path")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kbert-write-test-"):
+            pass
+    except OSError as error:
+        raise ExportError(f"cannot write the output {output!r}: {error.strerror or error}") from None
+
+
+def _write_atomically(path, data):
+    temporary = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _label_ids(records, labels):
+    values = [record.get("label") for record in records]
+    if not values or any(value is None for value in values):
+        return None
+    if all(isinstance(value, int) for value in values):
+        return np.asarray(values)
+    if labels is None:
+        raise ExportError("eval records have label names but the model has no labels.json; pass labels=[...]")
+    index = {name: i for i, name in enumerate(labels)}
+    unknown = sorted({value for value in values if value not in index})
+    if unknown:
+        raise ExportError(f"eval labels {unknown[:5]} are not among the model's labels")
+    return np.asarray([index[value] for value in values])
+
+
+def _token_examples(loaded, records, sequence_length):
+    """Per-record int32 inputs [1, sequence_length] from the tokenizer (random ids without one)."""
+    from kbert.text import SegmentPacker
+
+    tokenizer = loaded.tokenizer
+    if tokenizer is None:
+        backbone = getattr(loaded.model, "backbone", loaded.model)
+        rng = np.random.default_rng(0)
+        examples = []
+        for _ in records:
+            length = int(rng.integers(4, sequence_length + 1))
+            ids = rng.integers(1, backbone.config.vocabulary_size, (1, sequence_length)).astype("int32")
+            mask = (np.arange(sequence_length) < length).astype("int32")[None]
+            examples.append({"token_ids": ids * mask, "segment_ids": 0 * ids, "padding_mask": mask})
+        return examples
+    packer = SegmentPacker(sequence_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+    first = tokenizer([record["text"] for record in records])
+    pairs = [record.get("text_pair") for record in records]
+    second = tokenizer([pair or "" for pair in pairs]) if any(pairs) else None
+    packed = {key: np.asarray(value, "int32") for key, value in packer(first, second).items()}
+    return [{key: value[i : i + 1] for key, value in packed.items()} for i in range(len(records))]
+
+
+def _keras_outputs(model, examples, batch_size=32):
+    outputs = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = {key: np.concatenate([example[key] for example in chunk]) for key in chunk[0]}
+        result = graphs.named_outputs(model, model(batch, training=False))
+        result = {key: np.asarray(value) for key, value in result.items()}
+        outputs += [{key: value[i : i + 1] for key, value in result.items()} for i in range(len(chunk))]
+    return outputs
+
+
+def _string_parity_inputs(loaded, records, sequence_length, with_pair):
+    """String examples for the string-in model and the two-step reference (kbert tokenizer, packer, Keras)."""
+    texts = [record["text"] for record in records] + list(HARD_CASES)
+    all_records = list(records) + [{"text": text} for text in HARD_CASES]
+    examples = []
+    for record in all_records:
+        example = {"text": np.array([record["text"]], dtype=object)}
+        if with_pair:
+            example["text_pair"] = np.array([record.get("text_pair") or ""], dtype=object)
+        examples.append(example)
+    token_examples = _token_examples(loaded, all_records, sequence_length)
+    reference = _keras_outputs(loaded.model, token_examples)
+    for output, example in zip(reference, token_examples, strict=True):
+        output["token_ids"] = example["token_ids"]
+    real_lengths = [int(example["padding_mask"].sum()) for example in token_examples]
+    masks = [np.ones((1, length), "int32") for length in real_lengths]
+    checks = {"texts": texts, "real_lengths": real_lengths}
+    return examples, reference, masks, checks
+
+
+def _trim_to_real_tokens(candidate, reference, checks, records, tokenizer):
+    """Cuts per-token outputs of both sides to the real tokens and lists the lines whose ids differ."""
+    trimmed, differing = [], []
+    for index, (cand, ref) in enumerate(zip(candidate, reference, strict=True)):
+        length = checks["real_lengths"][index]
+        for outputs in (cand, ref):
+            for name, value in list(outputs.items()):
+                value = np.asarray(value)
+                if (
+                    value.ndim >= 2
+                    and name in ("token_ids", "start_logits", "end_logits")
+                    or (value.ndim == 3)
+                ):
+                    outputs[name] = value[:, :length]
+        cand_ids = np.asarray(cand["token_ids"])
+        if cand_ids.shape != ref["token_ids"].shape or not np.array_equal(cand_ids, ref["token_ids"]):
+            text = checks["texts"][index]
+            differing.append({"line": index, "text": text[:200], "reason": _why_ids_differ(text, tokenizer)})
+            # Compare outputs only where the ids agree; the reason is listed instead.
+            cand.update({name: ref[name] for name in cand})
+        trimmed.append(cand)
+    result = {
+        "lines": len(candidate),
+        "hard_cases": len(HARD_CASES),
+        "ids_identical": len(candidate) - len(differing),
+        "differing_lines": differing,
+    }
+    return trimmed, result
+
+
+def _why_ids_differ(text, tokenizer):
+    literals = [token for token in tokenizer.special_tokens.values() if token in text]
+    if literals and tokenizer.special_tokens_in_strings:
+        return (
+            f"literal special token(s) {literals}: kbert's tokenizer maps them to their ids with regex ops that "
+            "LiteRT lacks; the string-in model tokenizes them as text"
+        )
+    if any(0xFDD0 <= ord(char) <= 0xFDEF for char in text):
+        return "noncharacters U+FDD0..U+FDEF: the in-graph normaliser uses them as special-token sentinels"
+    return "unexplained: please report it"
+
+
+def _metadata(loaded, report, with_tokenizer, with_pair):
+    model = loaded.model
+    config = {
+        "model_class": type(model).__name__,
+        "quantization": report["shipped"],
+        "sequence_length": report["sequence_length"],
+        "dynamic_length": report["dynamic_length"],
+        "inputs": ["text"] + (["text_pair"] if with_pair else [])
+        if with_tokenizer
+        else ["token_ids", "segment_ids", "padding_mask"],
+        "outputs": list(report["outputs"]) + (["token_ids"] if with_tokenizer else []),
+        "labels": loaded.labels,
+    }
+    entries = {}
+    if loaded.tokenizer is not None:
+        tokenizer = loaded.tokenizer
+        config["tokenizer"] = {
+            **tokenizer.get_config(),
+            "special_token_ids": dict(tokenizer.special_token_ids),
+            "vocabulary_size": tokenizer.vocabulary_size,
+        }
+        entries[METADATA_VOCABULARY] = ("\n".join(tokenizer.vocabulary) + "\n").encode("utf-8")
+    if loaded.labels is not None:
+        entries[METADATA_LABELS] = json.dumps(loaded.labels).encode("utf-8")
+    entries[METADATA_CONFIG] = json.dumps(config, indent=1).encode("utf-8")
+    return entries
