@@ -1,6 +1,7 @@
 """The post-LayerNorm Transformer encoder block of BERT."""
 
 import keras
+from keras import ops
 
 from kbert.layers.attention import MultiHeadSelfAttention
 from kbert.layers.initializers import bert_initializer, get_activation
@@ -81,7 +82,10 @@ class BertEncoderBlock(keras.layers.Layer):
             attended, probabilities = attended
         attended = self.attention_dropout_layer(attended, training=training)
         hidden_states = self.attention_layer_norm(hidden_states + attended)
-        feed_forward = self.output_dense(self.intermediate(hidden_states))
+        # The feed-forward on [B*T, hidden]: plain GEMMs (see MultiHeadSelfAttention).
+        shape = ops.shape(hidden_states)
+        flat = ops.reshape(hidden_states, (-1, self.hidden_dim))
+        feed_forward = ops.reshape(self.output_dense(self.intermediate(flat)), shape)
         feed_forward = self.output_dropout(feed_forward, training=training)
         hidden_states = self.output_layer_norm(hidden_states + feed_forward)
         return (hidden_states, probabilities) if return_attention else hidden_states
