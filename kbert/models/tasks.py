@@ -9,12 +9,56 @@ from kbert.models.base import KbertTask
 
 def _logits_dense(backbone, units, name, dtype):
     return keras.layers.Dense(
-        units, kernel_initializer=bert_initializer(backbone.config.initializer_range), dtype=dtype, name=name
+        units,
+        kernel_initializer=bert_initializer(backbone.config.initializer_range),
+        dtype=dtype,
+        name=name,
     )
 
 
+class LogitsTask(KbertTask):
+    """Dropout and a dense layer of `num_classes` logits on one backbone output (`features`)."""
+
+    features = None  # "pooled_output" or "sequence_output"
+
+    def __init__(self, backbone, num_classes, dropout=None, **kwargs):
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                f"num_classes must be a positive integer, got {num_classes!r}"
+            )
+        dropout = backbone.config.dropout if dropout is None else dropout
+        dtype = kwargs.pop("dtype", backbone.dtype_policy)
+
+        # === Layers ===
+        dropout_layer = keras.layers.Dropout(
+            dropout, dtype=dtype, name="classifier_dropout"
+        )
+        output_dense = _logits_dense(backbone, num_classes, "logits", dtype)
+
+        # === Functional wiring ===
+        inputs = self.backbone_inputs()
+        outputs = output_dense(dropout_layer(backbone(inputs)[self.features]))
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.dropout = dropout
+
+    def _default_metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def get_config(self):
+        return {
+            **self._base_config(),
+            "backbone": keras.layers.serialize(self.backbone),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+        }
+
+
 @keras.saving.register_keras_serializable(package="kbert")
-class BertClassifier(KbertTask):
+class BertClassifier(LogitsTask):
     """Sequence (or sequence-pair) classification from the pooled [CLS] output.
 
     Pairs are packed `[CLS] A [SEP] B [SEP]` with segment ids 0 then 1; the model itself is the same.
@@ -28,86 +72,29 @@ class BertClassifier(KbertTask):
     logits and accuracy.
     """
 
-    def __init__(self, backbone, num_classes, dropout=None, **kwargs):
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        dropout = backbone.config.dropout if dropout is None else dropout
-        dtype = kwargs.pop("dtype", backbone.dtype_policy)
-
-        # === Layers ===
-        dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout")
-        output_dense = _logits_dense(backbone, num_classes, "logits", dtype)
-
-        # === Functional wiring ===
-        inputs = self.backbone_inputs()
-        pooled = backbone(inputs)["pooled_output"]
-        outputs = output_dense(dropout_layer(pooled))
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-
-        # === Config ===
-        self.backbone = backbone
-        self.num_classes = num_classes
-        self.dropout = dropout
+    features = "pooled_output"
 
     def _default_loss(self):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    def _default_metrics(self):
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-
-    def get_config(self):
-        return {
-            **self._base_config(),
-            "backbone": keras.layers.serialize(self.backbone),
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-        }
-
 
 @keras.saving.register_keras_serializable(package="kbert")
-class BertTokenClassifier(KbertTask):
+class BertTokenClassifier(LogitsTask):
     """Per-token classification (tagging, NER) from the sequence output.
+
+    Args: as `BertClassifier`.
 
     Outputs: logits [batch, seq, num_classes]. `compile()` defaults to sparse categorical cross-entropy that
     ignores label -100 (Hugging Face's convention for padding and non-first word pieces).
     """
 
+    features = "sequence_output"
     IGNORE_LABEL = -100
 
-    def __init__(self, backbone, num_classes, dropout=None, **kwargs):
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        dropout = backbone.config.dropout if dropout is None else dropout
-        dtype = kwargs.pop("dtype", backbone.dtype_policy)
-
-        # === Layers ===
-        dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="classifier_dropout")
-        output_dense = _logits_dense(backbone, num_classes, "logits", dtype)
-
-        # === Functional wiring ===
-        inputs = self.backbone_inputs()
-        sequence = backbone(inputs)["sequence_output"]
-        outputs = output_dense(dropout_layer(sequence))
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-
-        # === Config ===
-        self.backbone = backbone
-        self.num_classes = num_classes
-        self.dropout = dropout
-
     def _default_loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=self.IGNORE_LABEL)
-
-    def _default_metrics(self):
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-
-    def get_config(self):
-        return {
-            **self._base_config(),
-            "backbone": keras.layers.serialize(self.backbone),
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-        }
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=self.IGNORE_LABEL
+        )
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -123,13 +110,18 @@ class BertQuestionAnswerer(KbertTask):
         dtype = kwargs.pop("dtype", backbone.dtype_policy)
 
         # === Layers ===
-        span_head = SpanHead(backbone.config.initializer_range, dtype=dtype, name="span_head")
+        span_head = SpanHead(
+            backbone.config.initializer_range, dtype=dtype, name="span_head"
+        )
 
         # === Functional wiring ===
         inputs = self.backbone_inputs()
         start, end = span_head(backbone(inputs)["sequence_output"])
         super().__init__(
-            inputs=inputs, outputs={"start_logits": start, "end_logits": end}, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs={"start_logits": start, "end_logits": end},
+            dtype=dtype,
+            **kwargs,
         )
 
         # === Config ===
@@ -137,12 +129,17 @@ class BertQuestionAnswerer(KbertTask):
 
     def _default_loss(self):
         return {
-            "start_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "start_logits": keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True
+            ),
             "end_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         }
 
     def get_config(self):
-        return {**self._base_config(), "backbone": keras.layers.serialize(self.backbone)}
+        return {
+            **self._base_config(),
+            "backbone": keras.layers.serialize(self.backbone),
+        }
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -153,7 +150,10 @@ class SpanHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.initializer_range = initializer_range
         self.dense = keras.layers.Dense(
-            2, kernel_initializer=bert_initializer(initializer_range), dtype=self.dtype_policy, name="dense"
+            2,
+            kernel_initializer=bert_initializer(initializer_range),
+            dtype=self.dtype_policy,
+            name="dense",
         )
 
     def build(self, sequence_shape):
@@ -207,8 +207,12 @@ class BertEmbedder(KbertTask):
         else:
             sequence = features["sequence_output"]
             if pooling == "concat_last_4":
-                sequence = keras.layers.Concatenate(axis=-1, dtype=dtype)(features["hidden_states"][-4:])
-            embedding = MaskedMeanPooling(dtype=dtype, name="mean_pooling")(sequence, inputs["padding_mask"])
+                sequence = keras.layers.Concatenate(axis=-1, dtype=dtype)(
+                    features["hidden_states"][-4:]
+                )
+            embedding = MaskedMeanPooling(dtype=dtype, name="mean_pooling")(
+                sequence, inputs["padding_mask"]
+            )
         if normalize:
             embedding = L2Normalize(dtype=dtype, name="l2_normalize")(embedding)
         super().__init__(inputs=inputs, outputs=embedding, dtype=dtype, **kwargs)
@@ -237,7 +241,9 @@ class MaskedMeanPooling(keras.layers.Layer):
     def call(self, sequence, padding_mask):
         mask = ops.cast(padding_mask, "float32")[:, :, None]
         total = ops.sum(ops.cast(sequence, "float32") * mask, axis=1)
-        return ops.cast(total / ops.maximum(ops.sum(mask, axis=1), 1e-9), self.compute_dtype)
+        return ops.cast(
+            total / ops.maximum(ops.sum(mask, axis=1), 1e-9), self.compute_dtype
+        )
 
 
 @keras.saving.register_keras_serializable(package="kbert")

