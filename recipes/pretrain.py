@@ -34,6 +34,11 @@ def parse_args(argv):
     )
     parser.add_argument("--vocab", help="a vocab.txt (one token a line). Default: learn one from the corpus.")
     parser.add_argument(
+        "--init",
+        help="continue pretraining from a checkpoint folder (kbert save, Hugging Face or KerasHub BERT) on the "
+        "corpus before fine-tuning (LM adaptation); its sizes and vocabulary are used.",
+    )
+    parser.add_argument(
         "--vocab-size", type=int, default=8000, help="size of a learned vocabulary (default 8000)."
     )
     parser.add_argument("--cased", action="store_true", help="keep case and accents (default: uncased BERT).")

@@ -156,7 +156,8 @@ def _from_kbert_save(cls, path, backbone_kwargs, task_kwargs):
         backbone = rebuilt
     if cls is BertBackbone:
         return backbone
-    if type(model) is cls and not backbone_kwargs and not task_kwargs:
+    same_task = all(getattr(model, key, None) == value for key, value in task_kwargs.items())
+    if type(model) is cls and not backbone_kwargs and same_task:
         return model
     logger.warning(
         "kbert: %s head freshly initialised (the save at %s holds a %s)",

@@ -13,6 +13,7 @@ import keras
 
 from kbert.config import BertConfig
 from kbert.data import build_instance_cache, builtin_corpus, pretraining_dataset, read_bert_text, read_jsonl
+from kbert.interop.presets import preset_tokenizer
 from kbert.models import BertBackbone, BertPretrainer
 from kbert.text import WordPieceTokenizer, learn_vocabulary
 from kbert.training.checkpoints import TrainingCheckpoint, save_model, write_json
@@ -33,6 +34,9 @@ class PretrainingConfig:
         corpus: text files or globs (BERT text format: one sentence a line, blank line between documents; or
             `.jsonl` with a "text" field); empty: the built-in corpus (Python standard library docstrings).
         vocab: a `vocab.txt`; None learns one of `vocab_size` tokens from the corpus.
+        init: continue pretraining from this checkpoint (a kbert save, or a Hugging Face or KerasHub BERT
+            folder) on the corpus, the "LM adaptation" step before fine-tuning; its sizes and vocabulary are
+            used (`size`, `config` and `vocab` are ignored), and its masked-LM head when it has one.
         size: a `BertConfig.named` size; `config` (a JSON file) overrides it.
         seq_len, batch_size, steps, max_predictions: the data.
         lr, warmup_steps, weight_decay, optimizer: the optimizer (warmup then linear decay to 0 at `steps`).
@@ -51,6 +55,7 @@ class PretrainingConfig:
 
     corpus: list = dataclasses.field(default_factory=list)
     vocab: str | None = None
+    init: str | None = None
     vocab_size: int = 8000
     lowercase: bool = True
     size: str = "tiny"
@@ -95,7 +100,13 @@ def read_corpus(paths):
 
 
 def _tokenizer(config, documents, out):
-    if config.vocab:
+    if config.init:
+        tokenizer = preset_tokenizer(config.init)
+        if tokenizer is None:
+            raise ValueError(
+                f"--init {config.init!r} has no vocab.txt; its tokenizer is needed to pretrain further"
+            )
+    elif config.vocab:
         tokenizer = WordPieceTokenizer(vocabulary=config.vocab, lowercase=config.lowercase)
     else:
         sentences = (sentence for document in documents for sentence in document)
@@ -224,10 +235,19 @@ def pretrain(config: PretrainingConfig) -> dict:
     # Held-out masks: the same batches and masks before and after training.
     evaluation = dataset(config.seed + 1, 0).take(config.eval_batches).cache()
 
-    model_config = _model_config(config, tokenizer.vocabulary_size)
-    model_config.to_json(os.path.join(config.out, "config.json"))
     with distribution.scope() if distribution else contextlib.nullcontext():
-        model = BertPretrainer(BertBackbone.from_bert_config(model_config), objective=config.objective)
+        if config.init:
+            model = BertPretrainer.from_preset(config.init, objective=config.objective)
+            model_config = model.backbone.config
+            if config.seq_len > model_config.max_sequence_length:
+                raise ValueError(
+                    f"seq_len={config.seq_len} > the --init model's max_sequence_length "
+                    f"{model_config.max_sequence_length}; use --seq-len {model_config.max_sequence_length} or less"
+                )
+        else:
+            model_config = _model_config(config, tokenizer.vocabulary_size)
+            model = BertPretrainer(BertBackbone.from_bert_config(model_config), objective=config.objective)
+        model_config.to_json(os.path.join(config.out, "config.json"))
         optimizer = create_optimizer(
             config.optimizer,
             config.lr,

@@ -1,5 +1,6 @@
 """The pretraining entry point end to end, on a small slice of the built-in corpus."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -73,6 +74,23 @@ def test_pretrain_writes_a_kbert_save_and_metrics(corpus_file, tmp_path):
     assert model.backbone.config.vocabulary_size == len(vocabulary) <= 600
     assert kbert.BertConfig.from_json(out / "config.json") == model.backbone.config
 
+    # --init: continue pretraining from that save (LM adaptation) starts where the first run ended.
+    again = pretrain(
+        dataclasses.replace(
+            config,
+            init=str(out),
+            vocab_size=0,
+            steps=2,
+            checkpoint_every=2,
+            warmup_steps=1,
+            out=str(tmp_path / "adapted"),
+        )
+    )
+    assert again["initial_mlm_loss"] == pytest.approx(written["final_mlm_loss"], rel=1e-4)
+    assert (tmp_path / "adapted" / "vocab.txt").read_text(encoding="utf-8") == (out / "vocab.txt").read_text(
+        encoding="utf-8"
+    )
+
 
 @pytest.mark.backend_independent
 def test_command_line_help_explains_every_flag():
@@ -86,6 +104,7 @@ def test_command_line_help_explains_every_flag():
         "--backend",
         "--corpus",
         "--vocab",
+        "--init",
         "--vocab-size",
         "--size",
         "--config",
