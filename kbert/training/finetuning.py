@@ -15,8 +15,8 @@ from kbert.data.records import read_records
 from kbert.models import BertClassifier
 from kbert.training.checkpoints import save_model, write_json
 from kbert.training.optimizers import create_optimizer
+from kbert.training.pretraining import MIXED_PRECISION
 
-MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 PAD_MULTIPLE = 16  # batches are padded to a multiple of this: few distinct shapes for XLA
 
 
