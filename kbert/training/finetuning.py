@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from kbert.data.records import read_records
 from kbert.models import BertClassifier
+from kbert.text import SegmentPacker
 from kbert.training.checkpoints import save_model, write_json
 from kbert.training.optimizers import create_optimizer
 from kbert.training.pretraining import MIXED_PRECISION
@@ -64,57 +65,29 @@ def classification_metrics(labels, predictions, num_classes):
 
 
 def encode(records, tokenizer, seq_len):
-    """Token ids of `[CLS] A [SEP] (B [SEP])`, as a ragged tensor, with segment lengths; truncation longest-first."""
-    from kbert.text.packing import truncate_longest_first
-
-    first = tokenizer([r["text"] for r in records])
+    """`[CLS] A [SEP] (B [SEP])` packed by `kbert.SegmentPacker` (longest-first truncation) to `seq_len`:
+    a dict of int32 NumPy arrays `token_ids`, `segment_ids`, `padding_mask`, each [records, seq_len]."""
+    packer = SegmentPacker(seq_len, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
     has_pair = any(r["text_pair"] for r in records)
     second = tokenizer([r["text_pair"] or "" for r in records]) if has_pair else None
-    budget = seq_len - (3 if has_pair else 2)
-    if has_pair:
-        keep_first, keep_second = truncate_longest_first(first.row_lengths(), second.row_lengths(), budget)
-    else:
-        keep_first, keep_second = tf.minimum(tf.cast(first.row_lengths(), tf.int32), budget), None
-    rows, segments = [], []
-    cls, sep = tokenizer.cls_id, tokenizer.sep_id
-    first_lists, keep_first = first.to_list(), keep_first.numpy()
-    second_lists = second.to_list() if has_pair else None
-    keep_second = keep_second.numpy() if has_pair else None
-    for index, ids in enumerate(first_lists):
-        row = [cls, *ids[: keep_first[index]], sep]
-        segment = [0] * len(row)
-        if has_pair:
-            tail = [*second_lists[index][: keep_second[index]], sep]
-            row, segment = row + tail, segment + [1] * len(tail)
-        rows.append(row)
-        segments.append(segment)
-    return rows, segments
+    packed = packer(tokenizer([r["text"] for r in records]), second)
+    return {key: np.asarray(value, dtype=np.int32) for key, value in packed.items()}
 
 
-def batches(rows, segments, labels, batch_size, pad_id, shuffle, seed):
-    """A `tf.data.Dataset` of `(x, y)` batches of similar lengths, each padded to its longest (multiple of 16)."""
-    order = np.argsort([len(row) for row in rows], kind="stable")
+def batches(packed, labels, batch_size, shuffle, seed):
+    """A `tf.data.Dataset` of `(x, y)` batches of similar lengths, each cut to its longest (multiple of 16)."""
+    lengths = packed["padding_mask"].sum(axis=1)
+    order = np.argsort(lengths, kind="stable")
     groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    labels = np.asarray(labels, np.int32)
 
     def generate():
         rng = np.random.default_rng(seed)
         sequence = rng.permutation(len(groups)) if shuffle else range(len(groups))
         for group_index in sequence:
             group = groups[group_index]
-            length = max(len(rows[i]) for i in group)
-            length = -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
-            token_ids = np.full((len(group), length), pad_id, np.int32)
-            segment_ids = np.zeros((len(group), length), np.int32)
-            for slot, i in enumerate(group):
-                token_ids[slot, : len(rows[i])] = rows[i]
-                segment_ids[slot, : len(rows[i])] = segments[i]
-            x = {
-                "token_ids": token_ids,
-                "segment_ids": segment_ids,
-                "padding_mask": (token_ids != pad_id).astype(np.int32),
-            }
-            x["padding_mask"][:, 0] = 1  # [CLS] is real even if a vocabulary maps it to the pad id
-            yield x, np.asarray([labels[i] for i in group], np.int32)
+            length = -(-int(lengths[group].max()) // PAD_MULTIPLE) * PAD_MULTIPLE
+            yield {key: value[group, :length] for key, value in packed.items()}, labels[group]
 
     spec = {
         key: tf.TensorSpec([None, None], tf.int32) for key in ("token_ids", "segment_ids", "padding_mask")
@@ -184,9 +157,10 @@ def finetune(config: FinetuningConfig) -> dict:
         )
 
     def dataset(records, shuffle, seed=config.seed):
-        rows, segments = encode(records, tokenizer, config.seq_len)
         labels = [label_ids[str(r["label"])] for r in records]
-        return batches(rows, segments, labels, config.batch_size, tokenizer.pad_id, shuffle, seed), labels
+        return batches(
+            encode(records, tokenizer, config.seq_len), labels, config.batch_size, shuffle, seed
+        ), labels
 
     train, _ = dataset(train_records, shuffle=True)
     steps_per_epoch = -(-len(train_records) // config.batch_size)
