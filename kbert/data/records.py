@@ -1,8 +1,46 @@
-"""Labelled text records for fine-tuning: JSONL or CSV files with `text`, optional `text_pair`, and `label`."""
+"""Fine-tuning files: labelled text records (JSONL/CSV), text pairs for embeddings, CoNLL tagging, SQuAD QA.
+
+Every reader raises `ValueError` naming the file (and the line, where the format has lines) for an empty file or
+malformed input, so a bad dataset stops a run before any training.
+"""
 
 import csv
 import json
+import math
 import os
+
+
+def _check_file(path):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file {path!r}")
+    return path
+
+
+def _rows(path):
+    """`(line number, row)` of a `.csv` file (a dict per row) or a JSON-lines file (the parsed value)."""
+    if path.endswith(".csv"):
+        with open(path, encoding="utf-8", newline="") as file:
+            return list(enumerate(csv.DictReader(file), start=2))
+    rows = []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path}:{number}: not a JSON object ({error.msg}); fix or remove that line"
+                ) from None
+    return rows
+
+
+def _string(path, number, record, key):
+    value = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(value, str):
+        raise ValueError(f"{path}:{number}: a record needs a string {key!r} field, got {record!r:.200}")
+    return value
 
 
 def read_records(path, require_label=True):
@@ -12,37 +50,167 @@ def read_records(path, require_label=True):
         ValueError: naming the file and line for an empty file, a malformed JSON line, or a record without a
             string `text` (or without `label` when `require_label`).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"no such file {path!r}")
+    path = _check_file(path)
     records = []
-    if path.endswith(".csv"):
-        with open(path, encoding="utf-8", newline="") as file:
-            rows = list(enumerate(csv.DictReader(file), start=2))
-    else:
-        rows = []
-        with open(path, encoding="utf-8") as file:
-            for number, line in enumerate(file, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise ValueError(
-                        f"{path}:{number}: not a JSON object ({error.msg}); fix or remove that line"
-                    ) from None
-    for number, record in rows:
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise ValueError(f"{path}:{number}: a record needs a string 'text' field, got {record!r:.200}")
+    for number, record in _rows(path):
+        text = _string(path, number, record, "text")
         if require_label and record.get("label") in (None, ""):
             raise ValueError(f"{path}:{number}: the record has no 'label'")
         records.append(
-            {
-                "text": record["text"],
-                "text_pair": record.get("text_pair") or None,
-                "label": record.get("label"),
-            }
+            {"text": text, "text_pair": record.get("text_pair") or None, "label": record.get("label")}
         )
     if not records:
         raise ValueError(f"{path!r} holds no record; expected JSON lines or CSV rows with 'text' and 'label'")
     return records
+
+
+def read_text_pairs(path):
+    """Reads sentence pairs for embedding training from a `.jsonl` or `.csv` file, one of two kinds:
+
+    - scored pairs `{text, text_pair, score}` (a similarity in [-1, 1], the target cosine; STS-B's 0-5 scores
+      divided by 5, say);
+    - retrieval pairs `{query, positive}` (a query and a text that answers it; the other positives of a batch
+      are its negatives).
+
+    Returns:
+        Records `{text, text_pair, score}`, all of one kind: for retrieval pairs the query is `text`, the positive
+        `text_pair` and `score` None.
+
+    Raises:
+        ValueError: naming the file and line for an empty file, a malformed line, a missing field, a score
+            outside [-1, 1], or a file that mixes the two kinds.
+    """
+    path = _check_file(path)
+    kind, records = None, []
+    for number, record in _rows(path):
+        this_kind = "retrieval" if isinstance(record, dict) and "query" in record else "score"
+        if kind is not None and this_kind != kind:
+            raise ValueError(
+                f"{path}:{number}: a {this_kind} pair in a file of {kind} pairs; use either "
+                f"{{text, text_pair, score}} or {{query, positive}} records throughout"
+            )
+        kind = this_kind
+        if kind == "retrieval":
+            text, pair = _string(path, number, record, "query"), _string(path, number, record, "positive")
+            records.append({"text": text, "text_pair": pair, "score": None})
+            continue
+        text, pair = _string(path, number, record, "text"), _string(path, number, record, "text_pair")
+        try:
+            score = float(record.get("score"))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{path}:{number}: the record needs a numeric 'score', got {record!r:.200}"
+            ) from None
+        if not math.isfinite(score) or not -1 <= score <= 1:
+            raise ValueError(
+                f"{path}:{number}: score {record.get('score')!r} is outside [-1, 1]; scores are target cosine "
+                f"similarities, so rescale them (STS-B's 0-5 scores: divide by 5)"
+            )
+        records.append({"text": text, "text_pair": pair, "score": score})
+    if not records:
+        raise ValueError(
+            f"{path!r} holds no pair; expected JSON lines or CSV rows with text, text_pair, score "
+            f"(or query, positive)"
+        )
+    return records
+
+
+def read_conll(path):
+    """Reads CoNLL-2003 style tagged sentences: a token per line, its first column the word and its last column
+    the tag (columns separated by whitespace), a blank line between sentences; `-DOCSTART-` lines are skipped.
+
+    Returns:
+        A list of `{"words": [...], "tags": [...]}`, one per sentence.
+
+    Raises:
+        ValueError: naming the file and line for a line with fewer than two columns, or a file with no sentence.
+    """
+    path = _check_file(path)
+    sentences, words, tags = [], [], []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            columns = line.split()
+            if not columns or columns[0] == "-DOCSTART-":
+                if words:
+                    sentences.append({"words": words, "tags": tags})
+                words, tags = [], []
+                continue
+            if len(columns) < 2:
+                raise ValueError(
+                    f"{path}:{number}: expected a word and a tag separated by whitespace, got {line.strip()!r:.100}"
+                )
+            words.append(columns[0])
+            tags.append(columns[-1])
+    if words:
+        sentences.append({"words": words, "tags": tags})
+    if not sentences:
+        raise ValueError(
+            f"{path!r} holds no sentence; expected CoNLL lines 'word ... tag', blank between sentences"
+        )
+    return sentences
+
+
+def read_squad(path):
+    """Reads a SQuAD v1.1 or v2.0 JSON file (`{"data": [{"paragraphs": [{"context", "qas": [...]}]}]}`).
+
+    Returns:
+        A list of questions `{id, question, context, answers: [{text, answer_start}], is_impossible}`; a v2.0
+        unanswerable question has `is_impossible` True and no answers.
+
+    Raises:
+        ValueError: naming the file (and line, for malformed JSON) for an empty file, a missing field, or an
+            answer whose text is not in the context at its `answer_start`.
+    """
+    path = _check_file(path)
+    with open(path, encoding="utf-8") as file:
+        content = file.read()
+    if not content.strip():
+        raise ValueError(f"{path!r} is empty; expected SQuAD JSON (data → paragraphs → qas)")
+    try:
+        document = json.loads(content)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        raise ValueError(
+            f"{path!r} is not a SQuAD file: expected a JSON object with a 'data' list of articles"
+        )
+    questions = []
+    for article in document["data"]:
+        for paragraph in article.get("paragraphs", []):
+            context = paragraph.get("context")
+            for qa in paragraph.get("qas", []):
+                where = f"{path}: question {qa.get('id')!r}"
+                if not isinstance(context, str) or not isinstance(qa.get("question"), str):
+                    raise ValueError(
+                        f"{where} needs a string 'question' and its paragraph a string 'context'"
+                    )
+                impossible = bool(qa.get("is_impossible", False))
+                answers = qa.get("answers")
+                if not isinstance(answers, list) or (not answers and not impossible):
+                    raise ValueError(
+                        f"{where} has no answers; SQuAD v2.0 marks unanswerable questions with "
+                        f'"is_impossible": true'
+                    )
+                for answer in answers:
+                    answer = answer if isinstance(answer, dict) else {}
+                    start, text = answer.get("answer_start"), answer.get("text")
+                    if (
+                        not isinstance(start, int)
+                        or not isinstance(text, str)
+                        or (context[start : start + len(text)] != text)
+                    ):
+                        raise ValueError(
+                            f"{where}: answer {text!r:.80} is not at answer_start {start!r} of its context"
+                        )
+                questions.append(
+                    {
+                        "id": str(qa.get("id")),
+                        "question": qa["question"],
+                        "context": context,
+                        "answers": [] if impossible else [dict(a) for a in answers],
+                        "is_impossible": impossible,
+                    }
+                )
+    if not questions:
+        raise ValueError(f"{path!r} holds no question; expected SQuAD JSON (data → paragraphs → qas)")
+    return questions

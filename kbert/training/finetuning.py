@@ -1,9 +1,11 @@
-"""Fine-tuning a pretrained BERT for text classification: records → length-bucketed batches → `fit` → metrics.
+"""Fine-tuning a pretrained BERT: files → packed windows → length-bucketed batches → `fit` → dev metric → a kbert save.
 
+The tasks (classify, tag, qa, embed) and their files, models and metrics are in `kbert.training.finetuning_tasks`;
 `recipes/finetune.py` is the command line over `FinetuningConfig` and `finetune`.
 """
 
 import dataclasses
+import math
 import os
 import time
 
@@ -11,10 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kbert.data.records import read_records
-from kbert.models import BertClassifier
-from kbert.text import SegmentPacker
+from kbert.data.windows import LONG_TEXT
 from kbert.training.checkpoints import save_model, write_json
+from kbert.training.finetuning_tasks import TASKS
+from kbert.training.lora import count_parameters, enable_lora
+from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)
 from kbert.training.optimizers import create_optimizer
 from kbert.training.pretraining import MIXED_PRECISION
 
@@ -26,19 +29,32 @@ class FinetuningConfig:
     """Everything a fine-tuning run needs; the command line maps one flag to each field.
 
     Attributes:
+        task: "classify", "tag", "qa" or "embed" (files and metrics in `kbert.training.finetuning_tasks`).
         init: the pretrained checkpoint (a kbert save, or a Hugging Face or KerasHub BERT folder).
-        train, dev, test: JSONL or CSV files with `text`, optional `text_pair`, and `label`.
-        seq_len: the longest packed sequence (longer inputs are truncated longest-first).
+        train, dev, test: the task's files; dev is scored after each epoch, test once with the best model.
+        seq_len: the window length (longer inputs are truncated, or split into windows; see `long_text`).
+        doc_stride: tokens between the starts of consecutive windows over a long text (BERT's doc_stride): SQuAD
+            contexts, and classify/embed texts with `long_text` "mean" or "max".
+        max_answer_length: qa: the longest answer predicted, in tokens.
+        long_text: classify/embed: "truncate" keeps each text's first window; "mean" or "max" split long texts into
+            windows and average or max their logits (classify) or embeddings (embed) per text.
+        lora_rank: 0 fine-tunes every weight; N > 0 trains rank-N LoRA adapters on the encoder's dense layers and
+            the task head only (`kbert.training.lora.enable_lora`).
         batch_size, epochs, lr, warmup_ratio, weight_decay: AdamW with warmup then linear decay, as BERT.
-        patience: epochs without a better dev macro-F1 before stopping (the best epoch's model is kept).
+        patience: epochs without a better dev metric before stopping (the best epoch's model is kept).
         mixed_precision, jit, seed, out: as in pretraining.
     """
 
+    task: str = "classify"
     init: str = ""
     train: str = ""
     dev: str | None = None
     test: str | None = None
     seq_len: int = 128
+    doc_stride: int = 128
+    max_answer_length: int = 30
+    long_text: str = "truncate"
+    lora_rank: int = 0
     batch_size: int = 32
     epochs: int = 3
     lr: float = 5e-5
@@ -51,69 +67,115 @@ class FinetuningConfig:
     out: str = "runs/finetune"
 
 
-def classification_metrics(labels, predictions, num_classes):
-    """Accuracy and macro-F1 (the mean of per-class F1 over the classes present in labels or predictions)."""
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    scores = []
-    for label in range(num_classes):
-        true_positive = np.sum((predictions == label) & (labels == label))
-        predicted, actual = np.sum(predictions == label), np.sum(labels == label)
-        if predicted == 0 and actual == 0:
-            continue
-        scores.append(2 * true_positive / (predicted + actual))
-    return {"accuracy": float(np.mean(labels == predictions)), "macro_f1": float(np.mean(scores))}
+def _length_groups(lengths, batch_size):
+    order = np.argsort(lengths, kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def encode(records, tokenizer, seq_len):
-    """`[CLS] A [SEP] (B [SEP])` packed by `kbert.SegmentPacker` (longest-first truncation) to `seq_len`:
-    a dict of int32 NumPy arrays `token_ids`, `segment_ids`, `padding_mask`, each [records, seq_len]."""
-    packer = SegmentPacker(seq_len, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
-    has_pair = any(r["text_pair"] for r in records)
-    second = tokenizer([r["text_pair"] or "" for r in records]) if has_pair else None
-    packed = packer(tokenizer([r["text"] for r in records]), second)
-    return {key: np.asarray(value, dtype=np.int32) for key, value in packed.items()}
+def _padded(length):
+    return -(-int(length) // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def _real_lengths(packed):
+    lengths = packed["padding_mask"].sum(axis=-1)
+    return lengths.max(axis=1) if lengths.ndim == 2 else lengths  # [examples, k] for k texts per example
 
 
 def batches(packed, labels, batch_size, shuffle, seed):
-    """A `tf.data.Dataset` of `(x, y)` batches of similar lengths, each cut to its longest (multiple of 16)."""
-    lengths = packed["padding_mask"].sum(axis=1)
-    order = np.argsort(lengths, kind="stable")
-    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    labels = np.asarray(labels, np.int32)
+    """A `tf.data.Dataset` of `(x, y)` batches of similar lengths, each cut to its longest (a multiple of 16).
+
+    Args:
+        packed: int32 arrays `token_ids`, `segment_ids`, `padding_mask`, [examples, seq_len]; or [examples, k,
+            seq_len] for k texts per example (embedding pairs), yielded as [batch x k, length] rows, the texts of
+            an example next to each other.
+        labels: an array [examples], or [examples, seq_len] (per token: cut with the inputs), or a dict of them.
+        shuffle: visit the batches in a new random order each epoch (drawn from `seed`).
+    """
+    lengths = _real_lengths(packed)
+    groups = _length_groups(lengths, batch_size)
+    labels = keras.tree.map_structure(
+        lambda a: np.asarray(a, np.float32 if np.asarray(a).dtype.kind == "f" else np.int32), labels
+    )
+    rng = np.random.default_rng(seed)
 
     def generate():
-        rng = np.random.default_rng(seed)
         sequence = rng.permutation(len(groups)) if shuffle else range(len(groups))
         for group_index in sequence:
             group = groups[group_index]
-            length = -(-int(lengths[group].max()) // PAD_MULTIPLE) * PAD_MULTIPLE
-            yield {key: value[group, :length] for key, value in packed.items()}, labels[group]
+            length = _padded(lengths[group].max())
+            x = {key: value[group, ..., :length] for key, value in packed.items()}
+            x = {key: value.reshape(-1, value.shape[-1]) for key, value in x.items()}
+            y = keras.tree.map_structure(lambda a: a[group, :length] if a.ndim == 2 else a[group], labels)  # noqa: B023
+            yield x, y
 
     spec = {
         key: tf.TensorSpec([None, None], tf.int32) for key in ("token_ids", "segment_ids", "padding_mask")
     }
-    dataset = tf.data.Dataset.from_generator(
-        generate, output_signature=(spec, tf.TensorSpec([None], tf.int32))
+    label_spec = keras.tree.map_structure(
+        lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), labels
     )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, label_spec))
     return dataset.apply(tf.data.experimental.assert_cardinality(len(groups))).prefetch(tf.data.AUTOTUNE)
 
 
-class _BestOnDev(keras.callbacks.Callback):
-    """Evaluates dev macro-F1 after each epoch, keeps the best weights, and stops after `patience` worse epochs."""
+def predict_windows(model, packed, batch_size):
+    """The model's outputs for packed windows [windows, seq_len], run in length-bucketed batches and returned in
+    input order: a list with one output per window (an array, or a dict of arrays; sequence outputs span the
+    batch's padded length, at least the window's real tokens)."""
+    lengths = _real_lengths(packed)
+    outputs = [None] * len(lengths)
+    for group in _length_groups(lengths, batch_size):
+        length = _padded(lengths[group].max())
+        batch = model.predict_on_batch({key: value[group, :length] for key, value in packed.items()})
+        batch = keras.tree.map_structure(keras.ops.convert_to_numpy, batch)
+        for row, index in enumerate(group):
+            outputs[index] = keras.tree.map_structure(lambda a: a[row], batch)  # noqa: B023
+    return outputs
 
-    def __init__(self, predict_dev, patience):
+
+class _BestOnDev(keras.callbacks.Callback):
+    """After each epoch: stops with a clear error on a non-finite loss; scores the dev set, saves the model when
+    its metric is the best so far, and stops after `patience` epochs without a better one.
+
+    The best weights are set back at the end; without a dev set the last epoch's model is saved."""
+
+    def __init__(self, evaluate_dev, metric, patience, save, path):
         super().__init__()
-        self.predict_dev, self.patience = predict_dev, patience
-        self.best, self.best_weights, self.bad_epochs, self.history = -1.0, None, 0, []
+        self.evaluate_dev, self.metric, self.patience, self.save, self.path = (
+            evaluate_dev,
+            metric,
+            patience,
+            save,
+            path,
+        )
+        self.best, self.best_epoch, self.best_weights, self.bad_epochs = -math.inf, None, None, 0
+        self.best_scores = None
 
     def on_epoch_end(self, epoch, logs=None):
-        metrics = self.predict_dev()
-        self.history.append(metrics)
-        print(
-            f"epoch {epoch + 1}: dev accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
-        )
-        if metrics["macro_f1"] > self.best:
-            self.best, self.best_weights, self.bad_epochs = metrics["macro_f1"], self.model.get_weights(), 0
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            kept = (
+                f"{self.path} keeps the model of epoch {self.best_epoch} (the best so far)"
+                if self.best_epoch
+                else "no model was saved"
+            )
+            raise FloatingPointError(
+                f"the training loss is {float(loss)} in epoch {epoch + 1}; {kept}. Lower the learning rate "
+                f"(--lr), lengthen the warmup or train in float32, then rerun"
+            )
+        if self.evaluate_dev is None:
+            return
+        scores = self.evaluate_dev()
+        print(f"epoch {epoch + 1}: dev " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), flush=True)
+        if scores[self.metric] > self.best:
+            self.best, self.best_epoch, self.best_scores, self.bad_epochs = (
+                scores[self.metric],
+                epoch + 1,
+                scores,
+                0,
+            )
+            self.best_weights = self.model.get_weights()
+            self.save()
         else:
             self.bad_epochs += 1
             if self.bad_epochs >= self.patience:
@@ -122,29 +184,52 @@ class _BestOnDev(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+        if self.evaluate_dev is None:
+            self.save()
+
+
+def _check_config(config):
+    if config.task not in TASKS:
+        raise ValueError(f"task={config.task!r}; choose one of {list(TASKS)}")
+    if config.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
+    if config.long_text not in LONG_TEXT:
+        raise ValueError(f"long_text={config.long_text!r}; choose one of {list(LONG_TEXT)}")
+    for name in ("seq_len", "doc_stride", "max_answer_length", "batch_size", "epochs", "patience"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}={getattr(config, name)}; use a positive number")
+    if config.lora_rank < 0:
+        raise ValueError(f"lora_rank={config.lora_rank}; use 0 (off) or a positive rank such as 8")
 
 
 def finetune(config: FinetuningConfig) -> dict:
-    """Fine-tunes `config.init` on `config.train`; writes a kbert save (`model.keras`, `vocab.txt`,
-    `tokenizer_config.json`, `labels.json`) and `metrics.json` (`dev_accuracy`, `dev_macro_f1`, `test_...`,
-    `train_seconds`) to `config.out`, and returns the metrics."""
-    if config.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
+    """Fine-tunes `config.init` for `config.task` on `config.train`.
+
+    Writes to `config.out` a kbert save of the best dev epoch (`model.keras`, `vocab.txt`, `tokenizer_config.json`,
+    and `labels.json` for classify and tag) and `metrics.json`: `dev_<metric>` and `test_<metric>` for each of the
+    task's metrics, `train_seconds`, and counts. Returns the metrics.
+
+    Raises:
+        ValueError: for a bad setting or file (naming it), a dev/test label never seen in training, or a
+            checkpoint that does not fit.
+        FloatingPointError: when the training loss becomes NaN or infinite; `model.keras` keeps the best model of
+            the epochs before, if any.
+    """
+    _check_config(config)
     keras.utils.set_random_seed(config.seed)
     keras.config.set_dtype_policy(MIXED_PRECISION[config.mixed_precision])
     os.makedirs(config.out, exist_ok=True)
 
-    train_records = read_records(config.train)
-    label_names = sorted({str(r["label"]) for r in train_records})
-    label_ids = {name: index for index, name in enumerate(label_names)}
-    splits = {"dev": config.dev, "test": config.test}
-    evaluation = {name: read_records(path) for name, path in splits.items() if path}
-    for name, records in evaluation.items():
-        unseen = sorted({str(r["label"]) for r in records} - set(label_ids))
-        if unseen:
-            raise ValueError(f"the {name} file has label(s) never seen in training: {unseen[:10]}")
+    task = TASKS[config.task](config)
+    train_records = task.read(config.train)
+    task.learn(train_records)
+    evaluation = {}
+    for split, path in (("dev", config.dev), ("test", config.test)):
+        if path:
+            evaluation[split] = task.read(path)
+            task.check(split, path, evaluation[split])
 
-    model = BertClassifier.from_preset(config.init, num_classes=len(label_names))
+    model = task.build()
     tokenizer = model.preprocessor.tokenizer if model.preprocessor is not None else None
     if tokenizer is None:
         raise ValueError(
@@ -153,18 +238,13 @@ def finetune(config: FinetuningConfig) -> dict:
     if config.seq_len > model.backbone.config.max_sequence_length:
         raise ValueError(
             f"seq_len={config.seq_len} > the model's max_sequence_length "
-            f"{model.backbone.config.max_sequence_length}"
+            f"{model.backbone.config.max_sequence_length}; lower --seq-len"
         )
+    if config.lora_rank:
+        enable_lora(model, config.lora_rank)
 
-    def dataset(records, shuffle, seed=config.seed):
-        labels = [label_ids[str(r["label"])] for r in records]
-        return batches(
-            encode(records, tokenizer, config.seq_len), labels, config.batch_size, shuffle, seed
-        ), labels
-
-    train, _ = dataset(train_records, shuffle=True)
-    steps_per_epoch = -(-len(train_records) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    train = batches(*task.training_data(tokenizer, train_records), config.batch_size, True, config.seed)
+    total_steps = int(train.cardinality()) * config.epochs
     model.compile(
         optimizer=create_optimizer(
             "adamw",
@@ -173,31 +253,48 @@ def finetune(config: FinetuningConfig) -> dict:
             total_steps,
             weight_decay=config.weight_decay,
         ),
+        loss=task.loss(),
+        metrics=task.fit_metrics,
         jit_compile=config.jit and keras.config.backend() != "torch",
     )
 
-    def predict(name):
-        predicted, labels = [], []
-        for x, y in dataset(evaluation[name], shuffle=False)[0].as_numpy_iterator():
-            predicted.append(keras.ops.convert_to_numpy(model.predict_on_batch(x)).argmax(-1))
-            labels.append(y)
-        return classification_metrics(np.concatenate(labels), np.concatenate(predicted), len(label_names))
+    prepared = {split: task.prepare(tokenizer, records) for split, records in evaluation.items()}
 
-    callbacks = [_BestOnDev(lambda: predict("dev"), config.patience)] if "dev" in evaluation else []
+    def evaluate(split):
+        predict = lambda packed: predict_windows(model, packed, config.batch_size)  # noqa: E731
+        return task.evaluate(evaluation[split], prepared[split], predict)
+
+    model_path = os.path.join(config.out, "model.keras")
+
+    def save():
+        # Written only with a model worth keeping: a failed run leaves the folder's previous save whole.
+        tokenizer.save_to_preset(config.out)
+        if task.labels is not None:
+            write_json(task.labels, os.path.join(config.out, "labels.json"))
+        save_model(model, model_path)
+
+    watch = _BestOnDev(
+        (lambda: evaluate("dev")) if "dev" in evaluation else None,
+        task.metric,
+        config.patience,
+        save,
+        model_path,
+    )
     start = time.perf_counter()
     verbose = 2 if os.environ.get("CI") else 1
-    model.fit(train, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=verbose)
-    metrics = {
+    model.fit(train, epochs=config.epochs, callbacks=[watch], shuffle=False, verbose=verbose)
+    results = {
         "train_seconds": time.perf_counter() - start,
         "backend": keras.config.backend(),
-        "labels": len(label_names),
+        "task": config.task,
         "train_examples": len(train_records),
+        "trainable_parameters": count_parameters(model.trainable_weights),
+        "best_epoch": watch.best_epoch,
     }
-    for name in evaluation:
-        metrics.update({f"{name}_{key}": value for key, value in predict(name).items()})
-
-    save_model(model, os.path.join(config.out, "model.keras"))
-    tokenizer.save_to_preset(config.out)
-    write_json(label_names, os.path.join(config.out, "labels.json"))
-    write_json(metrics, os.path.join(config.out, "metrics.json"))
-    return metrics
+    if task.labels is not None:
+        results["labels"] = len(task.labels)
+    for split in evaluation:
+        scores = (split == "dev" and watch.best_scores) or evaluate(split)  # dev: the best epoch's, as scored
+        results.update({f"{split}_{key}": value for key, value in scores.items()})
+    write_json(results, os.path.join(config.out, "metrics.json"))
+    return results
