@@ -132,6 +132,16 @@ class WordPieceTokenizer:
             unknown_token=self.special_tokens["unk"],
             no_pretokenization=False,
         )
+        # The common case runs only the two ops: with words capped at max_chars_per_word *bytes*, a word that may
+        # be too long in characters becomes [UNK], and `_tokenize_fast` falls back to the exact path on such batches.
+        self._wordpiece_capped = tf_text.FastWordpieceTokenizer(
+            vocab=self.vocabulary + sentinels,
+            suffix_indicator="##",
+            max_bytes_per_word=self.max_chars_per_word,
+            token_out_type=tf.int32,
+            unknown_token=self.special_tokens["unk"],
+            no_pretokenization=False,
+        )
         is_suffix = [token.startswith("##") and token != "##" for token in self.vocabulary]
         char_lengths = [
             len(token) - 2 if suffix else len(token)
@@ -144,8 +154,11 @@ class WordPieceTokenizer:
         self._vocabulary_tensor = tf.constant(self.vocabulary)
         # Eager calls run one traced graph per rank (inside tf.data the ops are traced anyway).
         signature = [tf.TensorSpec([None], tf.string)]
+        self._literal_starts = self._literal_start_tables() if self._matched_special_tokens else None
+        always_exact = bool(self._matched_special_tokens) and self._literal_starts is None
         self._tokenize_batch = tf.function(
-            lambda text: self._tokenize_graph(text, False)[0], input_signature=signature
+            (lambda text: self._tokenize_graph(text, False)[0]) if always_exact else self._tokenize_fast,
+            input_signature=signature,
         )
         self._tokenize_batch_with_offsets = tf.function(
             lambda text: self._tokenize_graph(text, True), input_signature=signature
@@ -315,6 +328,38 @@ class WordPieceTokenizer:
         ids, starts, ends = self._limit_word_length(ids, starts, ends)
         ids, ends = self._unmark_special_tokens(ids, starts, ends)
         return ids, starts, ends
+
+    def _literal_start_tables(self):
+        """Two boolean tables over the ids: the first and the second piece that each matched special token's
+        literal text gets when tokenized as plain text. A batch with no id of the first table followed by one of
+        the second holds no literal. `None` when that test does not hold: a literal that does not begin and end
+        with punctuation tokenizes differently next to other characters."""
+        size = self.vocabulary_size + len(self._matched_special_tokens)
+        first, second = np.zeros(size, bool), np.zeros(size, bool)
+        for token in self._matched_special_tokens:
+            if not (normalization.is_punctuation(token[0]) and normalization.is_punctuation(token[-1])):
+                return None
+            pieces = self._wordpiece.tokenize(self._normalizer.normalize(tf.constant([token])))[0].numpy()
+            first[pieces[0]] = True
+            if len(pieces) > 1:
+                second[pieces[1]] = True
+            else:
+                second[:] = True
+        return tf.constant(first), tf.constant(second)
+
+    def _tokenize_fast(self, text):
+        """`_tokenize_graph(text, False)` that skips the regex scan and the long-word fix-up when a cheap test on
+        the ids shows that neither can change them: no [UNK] (the capped op makes [UNK] of every word that may be
+        too long), no sentinel id (a real noncharacter in the text) and no piece pair that begins a literal
+        special token. Other batches (a few in a hundred of real text) take the exact path."""
+        ids = self._wordpiece_capped.tokenize(self._normalizer.normalize(text))
+        flat = ids.flat_values
+        suspicious = tf.reduce_any(flat == self.unk_id) | tf.reduce_any(flat >= self.vocabulary_size)
+        if self._matched_special_tokens:
+            first, second = self._literal_starts
+            following = tf.concat([flat[1:], tf.zeros([1], flat.dtype)], axis=0)
+            suspicious |= tf.reduce_any(tf.gather(first, flat) & tf.gather(second, following))
+        return tf.cond(suspicious, lambda: self._tokenize_graph(text, False)[0], lambda: ids)
 
     def _mark_special_tokens(self, text):
         if not self._matched_special_tokens:
