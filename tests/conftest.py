@@ -12,7 +12,9 @@ def _fresh_keras_state():
     keras.utils.set_random_seed(0)
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    # No forced gc.collect(): with TF, JAX, torch and transformers loaded it costs 1-2 s a test; Python's own
+    # collector still runs.
+    keras.backend.clear_session(free_memory=False)
 
 
 @pytest.fixture(scope="session")
