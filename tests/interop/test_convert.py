@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import transformers
 
@@ -35,6 +36,8 @@ def _convert(source, destination, to):
     return result.stdout
 
 
+# Three CLI subprocesses: run once (from_preset and the savers are tested in-process on every backend).
+@pytest.mark.backend_independent
 def test_convert_huggingface_to_kbert_to_huggingface(tmp_path):
     torch.manual_seed(0)
     reference = transformers.BertForSequenceClassification(transformers.BertConfig(**SMALL)).eval()
