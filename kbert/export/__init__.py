@@ -1,15 +1,20 @@
-"""Edge export: LiteRT (.tflite) conversion with quantization, the tokenizer inside, verification reports.
+"""Edge export: distillation into smaller students, LiteRT (.tflite) conversion with quantization, the tokenizer
+inside, verification reports.
 
-Runs on the TensorFlow backend (models trained on any backend load there from their `.keras` files).
+Distillation trains on any backend; conversion runs on the TensorFlow backend (models trained on any backend
+load there from their `.keras` files).
 """
 
 from kbert.export.converter import QUANTIZATIONS, add_metadata, check_ops, op_counts, read_metadata
+from kbert.export.distill import Distiller
 from kbert.export.litert import HARD_CASES, export_litert, read_records
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend
+from kbert.export.students import make_student, student_from_teacher
 from kbert.export.verify import interpreter
 
 __all__ = [
     "HARD_CASES",
+    "Distiller",
     "QUANTIZATIONS",
     "ExportError",
     "LoadedModel",
@@ -18,8 +23,10 @@ __all__ = [
     "export_litert",
     "interpreter",
     "load_model",
+    "make_student",
     "op_counts",
     "read_metadata",
     "read_records",
     "require_tensorflow_backend",
+    "student_from_teacher",
 ]

@@ -1,7 +1,8 @@
 """LiteRT export tests run in a TensorFlow-backend process: the export's own requirement.
 
 When the suite runs under another backend first (`KBERT_TEST_BACKENDS=jax`), each test here re-runs itself in a
-fresh `KERAS_BACKEND=tensorflow` pytest subprocess instead of being skipped.
+fresh `KERAS_BACKEND=tensorflow` pytest subprocess instead of being skipped. Tests marked `every_backend`
+(distillation trains on any backend) run in the backend of the pass like the model tests.
 """
 
 import os
@@ -14,9 +15,13 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "every_backend: an export-folder test that runs on every backend")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    if keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow" or pyfuncitem.get_closest_marker("every_backend"):
         return None
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(

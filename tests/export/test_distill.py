@@ -1,0 +1,219 @@
+"""Distillation on every backend: a tiny teacher, fine-tuned on learnable synthetic data, teaches smaller students."""
+
+import keras
+import numpy as np
+import pytest
+
+import kbert
+from kbert.export import Distiller, make_student, student_from_teacher
+from kbert.interop import save_kbert
+from tests.harness import TINY, to_numpy
+
+pytestmark = pytest.mark.every_backend
+
+NUM_CLASSES = 3
+# Each class draws its tokens from its own id range: a bag-of-tokens signal a tiny model learns in a few steps.
+CLASS_RANGES = [(5, 35), (35, 65), (65, TINY["vocabulary_size"])]
+
+
+def class_data(count=64, length=12, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, NUM_CLASSES, size=count).astype("int32")
+    token_ids = np.stack([rng.integers(*CLASS_RANGES[label], size=length) for label in labels])
+    token_ids[:, 0] = 2  # plays [CLS]
+    real_lengths = rng.integers(length // 2, length + 1, size=count)
+    padding_mask = (np.arange(length)[None, :] < real_lengths[:, None]).astype("int32")
+    x = {
+        "token_ids": (token_ids * padding_mask).astype("int32"),
+        "segment_ids": np.zeros_like(padding_mask),
+        "padding_mask": padding_mask,
+    }
+    return x, labels
+
+
+def teacher_backbone(**overrides):
+    # A wider initialisation than BERT's 0.02: training converges in fewer steps, and even an untrained model's
+    # attention is far from uniform, so the attention term has something to compare.
+    settings = {"dropout": 0.0, "attention_dropout": 0.0, "initializer_range": 0.1}
+    return kbert.BertBackbone(**{**TINY, **settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    """A 2-layer tiny classifier fine-tuned until it separates the classes."""
+    keras.utils.set_random_seed(0)
+    model = kbert.BertClassifier(teacher_backbone(), num_classes=NUM_CLASSES)
+    model.compile(optimizer=keras.optimizers.Adam(5e-3))
+    x, y = class_data()
+    accuracy = model.fit(x, y, epochs=24, batch_size=64, verbose=0).history["accuracy"][-1]
+    assert accuracy >= 0.9, f"the teacher did not learn the synthetic task (accuracy {accuracy})"
+    return model
+
+
+def small_student(teacher):
+    # Narrower (16 wide, 1 head) and shallower: exercises the hidden projection and the head-averaged attention.
+    config = kbert.BertConfig(
+        **{**TINY, "num_layers": 1, "hidden_dim": 16, "num_heads": 1, "intermediate_dim": 32}
+    )
+    return make_student(teacher, config, dropout=0.0, attention_dropout=0.0)
+
+
+def test_distiller_fits_the_student_and_its_loss_falls(teacher):
+    student = small_student(teacher)
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    distiller = Distiller(
+        teacher, student, temperature=2.0, alpha=0.5, hidden_weight=1.0, attention_weight=1.0
+    )
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x, y = class_data()
+    history = distiller.fit(x, y, epochs=20, batch_size=64, verbose=0).history
+    before = {name: values[0] for name, values in history.items()}
+    after = {name: values[-1] for name, values in history.items()}
+    # One batch an epoch: the last epochs' figures are single steps, so take the best of the last three.
+    best = {name: max(values[-3:]) for name, values in history.items()}
+
+    expected = {
+        "loss",
+        "soft_loss",
+        "hard_loss",
+        "accuracy",
+        "teacher_agreement",
+        "hidden_loss",
+        "attention_loss",
+    }
+    assert expected <= set(after)
+    assert after["loss"] < 0.6 * before["loss"], (before, after)
+    for term in ("soft_loss", "hard_loss", "hidden_loss", "attention_loss"):
+        assert after[term] < before[term], (term, before, after)
+    assert best["accuracy"] >= 0.8 and best["teacher_agreement"] >= 0.8, history
+    # The teacher is frozen: fit moved only the student (and the projection).
+    for old, new in zip(teacher_weights, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+    trainable = {id(v) for v in distiller.trainable_variables}
+    assert not any(id(v) in trainable for v in teacher.weights)
+    assert all(id(v) in trainable for v in student.trainable_variables)
+
+
+def test_students_are_smaller(teacher):
+    assert small_student(teacher).count_params() < teacher.count_params()
+    copied = student_from_teacher(teacher, num_layers=1)
+    assert copied.count_params() < teacher.count_params()
+    assert copied.backbone.config.num_layers == 1 and copied.backbone.config.hidden_dim == TINY["hidden_dim"]
+    # A named size as wide as the teacher is copied from it; a wider one starts fresh.
+    same_width = make_student(teacher, kbert.BertConfig(**{**TINY, "num_layers": 1}))
+    np.testing.assert_array_equal(
+        to_numpy(same_width.backbone.encoder_blocks[0].weights[0]),
+        to_numpy(teacher.backbone.encoder_blocks[1].weights[0]),
+    )
+
+
+# Default: the last block of each group of k (here k = 2: block 2, 1-based); or the blocks named (1-based).
+@pytest.mark.parametrize("layers, chosen", [(None, [1]), ([1], [0])])
+def test_layer_init_copies_the_chosen_teacher_layers(teacher, layers, chosen):
+    student = student_from_teacher(teacher, num_layers=1, layers=layers)
+    for student_block, teacher_index in zip(student.backbone.encoder_blocks, chosen, strict=True):
+        teacher_block = teacher.backbone.encoder_blocks[teacher_index]
+        for mine, theirs in zip(student_block.weights, teacher_block.weights, strict=True):
+            np.testing.assert_array_equal(to_numpy(mine), to_numpy(theirs))
+    for layer in ("embeddings", "pooler"):
+        for mine, theirs in zip(
+            student.backbone.get_layer(layer).weights, teacher.backbone.get_layer(layer).weights, strict=True
+        ):
+            np.testing.assert_array_equal(to_numpy(mine), to_numpy(theirs))
+    np.testing.assert_array_equal(
+        to_numpy(student.get_layer("logits").kernel), to_numpy(teacher.get_layer("logits").kernel)
+    )
+    # Not a shared object: training the student leaves the teacher alone.
+    assert all(id(a) != id(b) for a in student.weights for b in teacher.weights)
+
+
+def task_pair(kind):
+    """A tiny teacher of each task and an exact copy of it as the student (same weights, same layers)."""
+    backbone = teacher_backbone()
+    models = {
+        "classifier": lambda: kbert.BertClassifier(backbone, num_classes=NUM_CLASSES),
+        "token_classifier": lambda: kbert.BertTokenClassifier(backbone, num_classes=4),
+        "question_answerer": lambda: kbert.BertQuestionAnswerer(backbone),
+        "embedder": lambda: kbert.BertEmbedder(backbone, pooling="mean"),
+    }
+    teacher = models[kind]()
+    return teacher, student_from_teacher(teacher, num_layers=TINY["num_layers"])
+
+
+def task_labels(kind, x):
+    rng = np.random.default_rng(1)
+    batch, length = x["token_ids"].shape
+    if kind == "classifier":
+        return rng.integers(0, NUM_CLASSES, size=batch).astype("int32")
+    if kind == "token_classifier":
+        labels = rng.integers(0, 4, size=(batch, length)).astype("int32")
+        return np.where(x["padding_mask"] == 1, labels, kbert.BertTokenClassifier.IGNORE_LABEL).astype(
+            "int32"
+        )
+    if kind == "question_answerer":
+        return {"start_logits": np.full(batch, 2, "int32"), "end_logits": np.full(batch, 4, "int32")}
+    return None
+
+
+@pytest.mark.parametrize("kind", ["classifier", "token_classifier", "question_answerer", "embedder"])
+def test_terms_vanish_for_an_exact_copy_and_not_for_a_smaller_student(kind):
+    teacher, copy = task_pair(kind)
+    x, _ = class_data(count=8)
+    y = task_labels(kind, x)
+    weights = dict(hidden_weight=1.0, attention_weight=1.0)
+    distiller = Distiller(teacher, copy, **weights)
+    terms, metrics = to_numpy(distiller.loss_terms(x, y, distiller(x, training=False)))
+    for name in ("soft_loss", "hidden_loss", "attention_loss"):
+        assert np.isfinite(terms[name]) and abs(terms[name]) < 1e-6, (name, terms)
+    if kind == "embedder":
+        assert metrics["cosine"] == pytest.approx(1.0, abs=1e-5)
+    else:
+        assert metrics["teacher_agreement"] == 1.0
+        assert np.isfinite(terms["hard_loss"]) and terms["hard_loss"] > 0
+
+    smaller = student_from_teacher(teacher, num_layers=1)
+    distiller = Distiller(teacher, smaller, **weights)
+    terms, _ = to_numpy(distiller.loss_terms(x, y, distiller(x, training=False)))
+    for name in ("hidden_loss", "attention_loss"):
+        assert np.isfinite(terms[name]) and terms[name] > 1e-9, (name, terms)
+
+
+def test_student_saves_and_reloads_as_a_kbert_model(teacher, tmp_path):
+    student = student_from_teacher(teacher, num_layers=1)
+    distiller = Distiller(teacher, student)
+    with pytest.raises(ValueError, match="save distiller.student"):
+        distiller.save(str(tmp_path / "distiller.keras"))
+    save_kbert(distiller.student, str(tmp_path / "student"))
+    reloaded = kbert.BertClassifier.from_preset(str(tmp_path / "student"))
+    x, _ = class_data(count=8)
+    np.testing.assert_allclose(to_numpy(reloaded(x)), to_numpy(student(x)), atol=1e-6)
+    assert reloaded.backbone.config.num_layers == 1
+
+
+def test_bad_input_raises_clear_errors(teacher):
+    student = student_from_teacher(teacher, num_layers=1)
+    with pytest.raises(ValueError, match="teacher must be a kbert task model.*BertBackbone"):
+        Distiller(teacher.backbone, student)
+    tagger = kbert.BertTokenClassifier(teacher_backbone(num_layers=1), num_classes=NUM_CLASSES)
+    with pytest.raises(ValueError, match="student is a BertTokenClassifier but the teacher a BertClassifier"):
+        Distiller(teacher, tagger)
+    other_labels = kbert.BertClassifier(teacher_backbone(num_layers=1), num_classes=NUM_CLASSES + 1)
+    with pytest.raises(ValueError, match="num_classes=4, the teacher 3"):
+        Distiller(teacher, other_labels)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        Distiller(teacher, student, alpha=1.5)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        Distiller(teacher, student, temperature=0)
+    with pytest.raises(ValueError, match="layer_map"):
+        Distiller(teacher, student, layer_map=[9])
+    with pytest.raises(ValueError, match="num_layers=3"):
+        student_from_teacher(teacher, num_layers=3)
+    distiller = Distiller(teacher, student, alpha=0.5)
+    distiller.compile()
+    x, _ = class_data(count=8)
+    with pytest.raises(ValueError, match="has no labels"):
+        distiller.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"token id \d+ >= vocabulary_size 97"):
+        distiller.fit(
+            dict(x, token_ids=x["token_ids"] + 97 * x["padding_mask"]), np.zeros(8, "int32"), verbose=0
+        )
