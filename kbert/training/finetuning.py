@@ -16,7 +16,7 @@ import tensorflow as tf
 from kbert.data.windows import LONG_TEXT
 from kbert.training.checkpoints import save_model, write_json
 from kbert.training.finetuning_tasks import TASKS
-from kbert.training.lora import count_parameters, enable_lora
+from kbert.training.lora import count_parameters, enable_lora, merged_copy
 from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)
 from kbert.training.optimizers import create_optimizer
 from kbert.training.pretraining import MIXED_PRECISION
@@ -205,8 +205,8 @@ def _check_config(config):
 def finetune(config: FinetuningConfig) -> dict:
     """Fine-tunes `config.init` for `config.task` on `config.train`.
 
-    Writes to `config.out` a kbert save of the best dev epoch (`model.keras`, `vocab.txt`, `tokenizer_config.json`,
-    and `labels.json` for classify and tag) and `metrics.json`: `dev_<metric>` and `test_<metric>` for each of the
+    Writes to `config.out` a kbert save of the best dev epoch (`model.keras`, uncompiled, LoRA kernels merged;
+    `vocab.txt`, `tokenizer_config.json`, and `labels.json` for classify and tag) and `metrics.json`: `dev_<metric>` and `test_<metric>` for each of the
     task's metrics, `train_seconds`, and counts. Returns the metrics.
 
     Raises:
@@ -240,6 +240,9 @@ def finetune(config: FinetuningConfig) -> dict:
             f"seq_len={config.seq_len} > the model's max_sequence_length "
             f"{model.backbone.config.max_sequence_length}; lower --seq-len"
         )
+    if not task.uses_pooler:
+        for variable in model.backbone.pooler.weights:
+            variable.trainable = False
     if config.lora_rank:
         enable_lora(model, config.lora_rank)
 
@@ -271,7 +274,7 @@ def finetune(config: FinetuningConfig) -> dict:
         tokenizer.save_to_preset(config.out)
         if task.labels is not None:
             write_json(task.labels, os.path.join(config.out, "labels.json"))
-        save_model(model, model_path)
+        save_model(merged_copy(model), model_path)  # uncompiled: no optimizer state in the deliverable
 
     watch = _BestOnDev(
         (lambda: evaluate("dev")) if "dev" in evaluation else None,

@@ -32,6 +32,7 @@ class FinetuningTask:
     metric = ""  # the dev metric early stopping watches (higher is better)
     model_class = None
     fit_metrics = "auto"  # what `compile` reports during `fit`
+    uses_pooler = False  # the pooled [CLS] output; otherwise the pooler is frozen (it would get no gradient)
 
     def __init__(self, config):
         self.config = config
@@ -78,6 +79,7 @@ class FinetuningTask:
 class ClassifyTask(FinetuningTask):
     metric = "macro_f1"
     model_class = BertClassifier
+    uses_pooler = True
 
     def read(self, path):
         return readers.read_records(path)

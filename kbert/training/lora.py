@@ -1,5 +1,8 @@
 """LoRA fine-tuning: Keras' own low-rank adapters on the encoder's dense layers, the rest of the backbone frozen."""
 
+import os
+import tempfile
+
 import numpy as np
 
 from kbert.layers import BertEncoderBlock
@@ -23,8 +26,7 @@ def enable_lora(model, rank, alpha=None):
     the backbone stays trainable. Call it before `compile`.
 
     The adapted kernel is W + (alpha / rank) A·B with A [in, rank] random and B [rank, out] zero, so the model's
-    outputs are unchanged until training moves B. Saving (`model.save`) writes the merged kernels: the saved model
-    is a plain model that loads without adapters.
+    outputs are unchanged until training moves B. `merged_copy` gives the plain model to save and export.
 
     Args:
         model: a built kbert task model (`model.backbone` a `BertBackbone`).
@@ -52,6 +54,23 @@ def enable_lora(model, rank, alpha=None):
         if id(variable) not in adapters:
             variable.trainable = False
     return layers
+
+
+def merged_copy(model):
+    """An uncompiled copy of `model` with each LoRA kernel merged, W + (alpha / rank) A·B, and no adapters: what
+    to save, serve or export (a model without adapters is copied as it is).
+
+    It holds no optimizer state: the adapters' state has no place in the merged model (loading a `model.save` of
+    the adapted model skips it with a warning), and a finished run's schedule is spent anyway.
+    """
+    plain = type(model).from_config(model.get_config())
+    if getattr(model, "preprocessor", None) is not None:
+        plain.preprocessor.tokenizer = model.preprocessor.tokenizer  # an asset: from_config leaves it out
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "merged.weights.h5")
+        model.save_weights(path)  # Dense.save_own_variables writes merged kernels
+        plain.load_weights(path)
+    return plain
 
 
 def count_parameters(variables):
