@@ -103,7 +103,8 @@ def student_from_teacher(teacher, num_layers, layers=None):
         group, _, rest = path.partition("/")
         if group.startswith("encoder_block_"):
             path = f"encoder_block_{chosen[int(group.rsplit('_', 1)[1])] - 1}/{rest}"
-        variable.assign(source[path])
+        # A copy, not the teacher's buffer: JAX's training step donates (reuses) the buffers it updates.
+        variable.assign(keras.ops.convert_to_numpy(source[path]))
     return _attach_tokenizer(student, teacher)
 
 

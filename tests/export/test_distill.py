@@ -1,5 +1,7 @@
 """Distillation on every backend: a tiny teacher, fine-tuned on learnable synthetic data, teaches smaller students."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -180,12 +182,16 @@ def test_terms_vanish_for_an_exact_copy_and_not_for_a_smaller_student(kind):
 
 def test_student_saves_and_reloads_as_a_kbert_model(teacher, tmp_path):
     student = student_from_teacher(teacher, num_layers=1)
+    initial = [w.copy() for w in student.get_weights()]
     distiller = Distiller(teacher, student)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x, y = class_data(count=8)
+    distiller.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(initial, student.get_weights(), strict=True))
     with pytest.raises(ValueError, match="save distiller.student"):
         distiller.save(str(tmp_path / "distiller.keras"))
     save_kbert(distiller.student, str(tmp_path / "student"))
     reloaded = kbert.BertClassifier.from_preset(str(tmp_path / "student"))
-    x, _ = class_data(count=8)
     np.testing.assert_allclose(to_numpy(reloaded(x)), to_numpy(student(x)), atol=1e-6)
     assert reloaded.backbone.config.num_layers == 1
 
@@ -217,3 +223,76 @@ def test_bad_input_raises_clear_errors(teacher):
         distiller.fit(
             dict(x, token_ids=x["token_ids"] + 97 * x["padding_mask"]), np.zeros(8, "int32"), verbose=0
         )
+
+
+WORDS = {
+    "animal": "cat dog horse cow sheep goat bird fish".split(),
+    "plant": "tree flower grass rose oak moss fern reed".split(),
+    "tool": "hammer saw drill wrench knife axe spade chisel".split(),
+}
+
+
+def write_records(path, count, seed):
+    rng = np.random.default_rng(seed)
+    with open(path, "w", encoding="utf-8") as file:
+        for _ in range(count):
+            label = str(rng.choice(sorted(WORDS)))
+            text = " ".join(rng.choice(WORDS[label], size=rng.integers(3, 8)))
+            file.write(json.dumps({"text": text, "label": label}) + "\n")
+    return str(path)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_command_line_distils_a_saved_classifier(vocab_path, tmp_path, monkeypatch):
+    """export/distill.py: a kbert save in, a student kbert save and metrics.json out (LiteRT export skipped here:
+    it is export/tflite.py's own, tested with it)."""
+    from export.distill import main
+    from tests.export.conftest import tiny_task
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # main() sets it; restored after the test
+    teacher, tokenizer = tiny_task("classifier", vocab_path)
+    save_kbert(teacher, str(tmp_path / "teacher"))
+    labels = ["tool", "plant", "animal"]  # the teacher's order, not sorted: distill must follow labels.json
+    (tmp_path / "teacher" / "labels.json").write_text(json.dumps(labels))
+    train = write_records(tmp_path / "train.jsonl", 24, seed=0)
+    dev = write_records(tmp_path / "dev.jsonl", 8, seed=1)
+    out = tmp_path / "run"
+    arguments = ["--backend", "tensorflow", "--teacher", str(tmp_path / "teacher"), "--train", train]
+    arguments += [
+        "--dev",
+        dev,
+        "--student-layers",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--seq-len",
+        "16",
+    ]
+    assert main([*arguments, "--hidden-loss", "1", "--quantize", "none", "--out", str(out)]) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("teacher_dev_accuracy", "student_dev_accuracy", "accuracy_retained", "train_seconds"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["student_parameters"] < metrics["teacher_parameters"] == teacher.count_params()
+    assert metrics["parameter_share"] == pytest.approx(
+        metrics["student_parameters"] / metrics["teacher_parameters"]
+    )
+    assert json.loads((out / "student" / "labels.json").read_text()) == labels
+    student = kbert.BertClassifier.from_preset(str(out / "student"))
+    assert student.backbone.config.num_layers == 1
+    assert student.preprocessor.tokenizer.vocabulary == tokenizer.vocabulary
+    assert student.predict(["a cat and a dog"], verbose=0).shape == (1, 3)
+
+    embedder, _ = tiny_task("embedder", vocab_path)
+    save_kbert(embedder, str(tmp_path / "embedder"))
+    with pytest.raises(ValueError, match="the teacher is a BertEmbedder"):
+        main([*arguments[:3], str(tmp_path / "embedder"), *arguments[4:], "--out", str(tmp_path / "bad")])
+    with open(train, "a", encoding="utf-8") as file:
+        file.write(json.dumps({"text": "a fungus", "label": "fungus"}) + "\n")
+    with pytest.raises(
+        ValueError, match=r"the train file has label\(s\) the teacher does not know: \['fungus'\]"
+    ):
+        main([*arguments, "--out", str(tmp_path / "bad")])

@@ -1,0 +1,186 @@
+"""Distilling a fine-tuned text classifier from files: teacher save + records → student kbert save + metrics.
+
+`export/distill.py` is the command line over `DistillationConfig` and `distill`; the model side is
+`kbert.export.Distiller`. Records are packed as fine-tuning packs them and batched by its `batches`.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+
+from kbert.data.records import read_records
+from kbert.export.distill import Distiller
+from kbert.export.loading import wrap_model
+from kbert.export.students import check_task_model, make_student, student_from_teacher
+from kbert.models import BertClassifier
+from kbert.text import SegmentPacker
+from kbert.training.checkpoints import save_model, write_json
+from kbert.training.finetuning import batches, classification_metrics
+from kbert.training.optimizers import create_optimizer
+
+
+@dataclasses.dataclass
+class DistillationConfig:
+    """Everything a distillation run needs; the command line maps one flag to each field.
+
+    Attributes:
+        teacher: a fine-tuned `BertClassifier`: a kbert save folder (`model.keras`, `vocab.txt`, `labels.json`)
+            or a `.keras` file (then `vocab` unless the model carries its preprocessor).
+        train, dev: JSONL or CSV records with `text`, optional `text_pair`, and `label`.
+        student_size: a `kbert.BertConfig.named` size ("tiny", "mini", "L4_H256"...).
+        student_layers: instead of a size, the teacher's width with this many of its blocks, copied.
+        temperature, alpha, hidden_loss, attention_loss: see `Distiller` (`hidden_loss` and `attention_loss` are
+            the weights of those terms; 0 leaves them out).
+        seq_len, batch_size, epochs, lr, warmup_ratio, weight_decay, jit, seed, out: as in fine-tuning.
+    """
+
+    teacher: str = ""
+    train: str = ""
+    dev: str | None = None
+    vocab: str | None = None
+    student_size: str = "tiny"
+    student_layers: int | None = None
+    temperature: float = 2.0
+    alpha: float = 0.5
+    hidden_loss: float = 0.0
+    attention_loss: float = 0.0
+    seq_len: int = 128
+    batch_size: int = 32
+    epochs: int = 3
+    lr: float = 1e-4
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    jit: bool = True
+    seed: int = 0
+    out: str = "runs/distill"
+
+
+def encode(records, tokenizer, seq_len):
+    """`[CLS] text [SEP] (text_pair [SEP])` packed to `seq_len` (longest-first truncation): int32 NumPy arrays
+    `token_ids`, `segment_ids`, `padding_mask` [records, seq_len], as fine-tuning packs them."""
+    packer = SegmentPacker(seq_len, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+    has_pair = any(record["text_pair"] for record in records)
+    second = tokenizer([record["text_pair"] or "" for record in records]) if has_pair else None
+    packed = packer(tokenizer([record["text"] for record in records]), second)
+    return {key: np.asarray(value, dtype=np.int32) for key, value in packed.items()}
+
+
+def load_teacher(path, vocabulary=None):
+    """The teacher model, its tokenizer and its label names from a kbert save folder or a `.keras` file."""
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else None
+    model_path = os.path.join(path, "model.keras") if folder else path
+    if not (model_path.endswith(".keras") and os.path.isfile(model_path)):
+        raise ValueError(
+            f"teacher {path!r} is neither a .keras file nor a kbert save folder (model.keras, vocab.txt, "
+            f"labels.json); fine-tune one with recipes/finetune.py"
+        )
+    loaded = wrap_model(
+        keras.models.load_model(model_path), vocabulary=vocabulary, folder=folder, source=path
+    )
+    check_task_model(loaded.model)
+    if loaded.tokenizer is None:
+        raise ValueError(f"teacher {path!r} has no vocabulary; pass its vocab.txt (--vocab)")
+    return loaded
+
+
+def distill(config: DistillationConfig) -> dict:
+    """Distils the classifier `config.teacher` into a smaller student on `config.train`.
+
+    Writes to `config.out`: `student/` (a kbert save: `model.keras`, `vocab.txt`, `tokenizer_config.json`,
+    `labels.json`) and `metrics.json` (`teacher_dev_accuracy`, `student_dev_accuracy`, macro-F1s,
+    `accuracy_retained`, `teacher_parameters`, `student_parameters`, `parameter_share`, `train_seconds`...).
+    Returns the metrics.
+    """
+    keras.utils.set_random_seed(config.seed)
+    loaded = load_teacher(config.teacher, config.vocab)
+    teacher, tokenizer = loaded.model, loaded.tokenizer
+    if not isinstance(teacher, BertClassifier):
+        raise ValueError(
+            f"distill() reads classification records, but the teacher is a {type(teacher).__name__}; for other "
+            f"tasks use kbert.export.Distiller with your own data"
+        )
+    train_records = read_records(config.train)
+    dev_records = read_records(config.dev) if config.dev else None
+    label_names = loaded.labels or sorted({str(r["label"]) for r in train_records})
+    if len(label_names) != teacher.num_classes:
+        raise ValueError(
+            f"{len(label_names)} labels in the training file but the teacher has num_classes="
+            f"{teacher.num_classes}; give the teacher's save folder (with labels.json)"
+        )
+    label_ids = {name: index for index, name in enumerate(label_names)}
+    for name, records in [("train", train_records), ("dev", dev_records or [])]:
+        unknown = sorted({str(r["label"]) for r in records} - set(label_ids))
+        if unknown:
+            raise ValueError(f"the {name} file has label(s) the teacher does not know: {unknown[:10]}")
+
+    if config.student_layers is not None:
+        student = student_from_teacher(teacher, config.student_layers)
+    else:
+        student = make_student(teacher, config.student_size)
+    for model in (teacher, student):
+        if config.seq_len > model.backbone.config.max_sequence_length:
+            raise ValueError(
+                f"seq_len={config.seq_len} > max_sequence_length {model.backbone.config.max_sequence_length}"
+            )
+
+    def dataset(records, shuffle):
+        labels = np.asarray([label_ids[str(r["label"])] for r in records], np.int32)
+        packed = encode(records, tokenizer, config.seq_len)
+        return batches(packed, labels, config.batch_size, shuffle, config.seed)
+
+    def evaluate(model, records):
+        predicted, labels = [], []
+        for x, y in dataset(records, shuffle=False).as_numpy_iterator():
+            predicted.append(keras.ops.convert_to_numpy(model.predict_on_batch(x)).argmax(-1))
+            labels.append(y)
+        return classification_metrics(np.concatenate(labels), np.concatenate(predicted), len(label_names))
+
+    distiller = Distiller(
+        teacher,
+        student,
+        temperature=config.temperature,
+        alpha=config.alpha,
+        hidden_weight=config.hidden_loss,
+        attention_weight=config.attention_loss,
+    )
+    total_steps = -(-len(train_records) // config.batch_size) * config.epochs
+    distiller.compile(
+        optimizer=create_optimizer(
+            "adamw", config.lr, int(config.warmup_ratio * total_steps), total_steps, config.weight_decay
+        ),
+        jit_compile=config.jit and keras.config.backend() != "torch",
+    )
+    start = time.perf_counter()
+    verbose = 2 if os.environ.get("CI") else 1
+    history = distiller.fit(
+        dataset(train_records, shuffle=True), epochs=config.epochs, shuffle=False, verbose=verbose
+    )
+    metrics = {
+        "train_seconds": time.perf_counter() - start,
+        "backend": keras.config.backend(),
+        "train_examples": len(train_records),
+        "student_config": student.backbone.config.to_dict(),
+        "teacher_parameters": teacher.count_params(),
+        "student_parameters": student.count_params(),
+        "final_train": {name: float(values[-1]) for name, values in history.history.items()},
+    }
+    metrics["parameter_share"] = metrics["student_parameters"] / metrics["teacher_parameters"]
+    if dev_records:
+        for role, model in [("teacher", teacher), ("student", student)]:
+            metrics.update(
+                {f"{role}_dev_{key}": value for key, value in evaluate(model, dev_records).items()}
+            )
+        metrics["accuracy_retained"] = metrics["student_dev_accuracy"] / max(
+            metrics["teacher_dev_accuracy"], 1e-9
+        )
+
+    student_dir = os.path.join(config.out, "student")
+    save_model(student, os.path.join(student_dir, "model.keras"))
+    tokenizer.save_to_preset(student_dir)
+    write_json(list(label_names), os.path.join(student_dir, "labels.json"))
+    write_json(metrics, os.path.join(config.out, "metrics.json"))
+    return metrics
