@@ -1,9 +1,11 @@
 """`export_litert`: a kbert model → a verified LiteRT (.tflite) file, its report and chart.
 
 The steps: load into the TensorFlow backend → trace a `tf.function` (token ids in, or raw text in with the
-tokenizer inside) → convert with builtin ops only → run the file in `ai_edge_litert` against the Keras model on
-held-out real text → ship it (atomically, with the vocabulary and labels in its metadata) only if it keeps within
-`max_accuracy_drop`. Full int8 falls back to 16x8 when int8 alone loses too much.
+tokenizer inside) → for token ids, the export-time graph rewrites of `kbert.export.rewrite` → convert with builtin
+ops only → run the file in `ai_edge_litert` against the Keras model on held-out real text → ship it (atomically,
+with the vocabulary and labels in its metadata) only if it keeps within `max_accuracy_drop`. Full int8 tries its
+remedies in order (`FALLBACKS`) until one keeps within the budget. On request the server formats of
+`kbert.export.servers` (SavedModel, ONNX) are written beside it, checked the same way.
 """
 
 import functools
@@ -14,11 +16,21 @@ import time
 
 import numpy as np
 
-from kbert.export import converter, graphs, verify
+from kbert.export import converter, graphs, rewrite, servers, verify
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
 
-# What a request for a quantization tries, in order, until one keeps within the accuracy budget.
-FALLBACKS = {"int8": ("int8", "16x8")}
+# What a request for a quantization tries, in order, until one keeps within the accuracy budget: full int8, then
+# int16 activations (16x8), then int8 matmuls with softmax, LayerNorm, GELU and pooling in float (int8-mixed).
+FALLBACKS = {"int8": ("int8", "16x8", "int8-mixed")}
+REMEDIES = {
+    "int8": "full integer: int8 weights and activations",
+    "16x8": "remedy 1: int16 activations, int8 weights (16x8)",
+    "int8-mixed": "remedy 2: int8 matmuls; softmax, LayerNorm, GELU, residual adds and pooling kept float "
+    "(selective quantization)",
+}
+# The additive mask at padded keys where the softmax input is quantized (int8, 16x8): its range sets the
+# resolution of the real logits, and exp(-100) is still 0 beside them.
+QUANTIZED_MASK_LOGIT = -100.0
 METADATA_VOCABULARY = "vocab.txt"
 METADATA_LABELS = "labels.json"
 METADATA_CONFIG = "kbert_config.json"
@@ -86,14 +98,17 @@ def export_litert(
     vocabulary=None,
     labels=None,
     latency_repeats=30,
+    server_formats=(),
+    graph_rewrites=True,
 ):
     """Exports `model` as a LiteRT file at `output` and writes `<output stem>.report.json` and `.report.png`.
 
     Args:
         model: a path (kbert save folder or `.keras` file), a Keras model, or a `LoadedModel`.
         output: the `.tflite` path; written only when the file passes verification, via a temporary file.
-        quantization: "fp32", "fp16", "dynamic" (dynamic-range int8), "int8" (full integer; falls back to
-            "16x8" if int8 loses more than `max_accuracy_drop`) or "16x8".
+        quantization: "fp32", "fp16", "dynamic" (dynamic-range int8), "int8" (full integer; if it loses more
+            than `max_accuracy_drop`, tries "16x8", then "int8-mixed"), "16x8" or "int8-mixed" (see
+            `kbert.export.converter`). The report's "shipped" and "remedy" say which one was written.
         sequence_length: the packed length (token-id models: the input length; string-in models: the maximum).
         dynamic_length: token-id inputs of any length `[1, None]` instead of `[1, sequence_length]`.
         with_tokenizer: a string-in model (`text` → outputs and `token_ids`) with the tokenizer in the graph.
@@ -106,6 +121,9 @@ def export_litert(
             ships whatever verifies.
         vocabulary, labels: a `vocab.txt` and class names, where the model's save lacks them.
         latency_repeats: timed calls for the median latency (batch 1, 2 threads).
+        server_formats: also write "savedmodel" (`<stem>_savedmodel/`) and/or "onnx" (`<stem>.onnx`), token ids
+            in, any batch and length, each checked against Keras (report: "servers"); see `kbert.export.servers`.
+        graph_rewrites: apply `kbert.export.rewrite` to token-id graphs (report: "graph_rewrites").
 
     Returns:
         The report (a dict; also written as JSON).
@@ -128,6 +146,9 @@ def export_litert(
         raise ExportError(
             "with_tokenizer needs the model's vocabulary: pass a kbert save folder (vocab.txt) or vocabulary=..."
         )
+    unknown = sorted(set(server_formats) - set(servers.SERVER_FORMATS))
+    if unknown:
+        raise ValueError(f"server_formats {unknown}; choose from {servers.SERVER_FORMATS}")
     if with_tokenizer and quantization in converter.CALIBRATED:
         raise ExportError(
             f"quantization={quantization!r} calibrates in a LiteRT interpreter that lacks the tensorflow-text ops; "
@@ -171,13 +192,20 @@ def export_litert(
             yield from calibration
 
     task_outputs = [name for name in reference[0] if name in ("logits", "start_logits", "end_logits")]
-    attempts, shipped = [], None
+    attempts, shipped, rewritten = [], None, {}
     for attempt_quantization in FALLBACKS.get(quantization, (quantization,)):
         attempt_started = time.perf_counter()
+        attempt_function, variables, rewrites = function, loaded.model.weights, None
+        if graph_rewrites and not with_tokenizer:
+            options = _rewrite_options(attempt_quantization)
+            if options not in rewritten:
+                rewritten[options] = rewrite.rewrite_function(function, *options)
+            attempt_function, rewrites = rewritten[options]
+            variables = []  # frozen into the rewritten graph
         try:
             flatbuffer = converter.convert_function(
-                function,
-                loaded.model.weights,
+                attempt_function,
+                variables,
                 attempt_quantization,
                 representative,
                 custom_ops=with_tokenizer,
@@ -188,7 +216,11 @@ def export_litert(
             if attempt_quantization not in converter.CALIBRATED:
                 raise
             attempts.append(
-                {"quantization": attempt_quantization, "error": str(error).strip().splitlines()[0]}
+                {
+                    "quantization": attempt_quantization,
+                    "remedy": REMEDIES.get(attempt_quantization),
+                    "error": str(error).strip().splitlines()[0],
+                }
             )
             continue
         runner = verify.interpreter(flatbuffer, custom_ops=with_tokenizer).get_signature_runner()
@@ -207,6 +239,8 @@ def export_litert(
         drop = verify.accuracy_drop_points(task, summary)
         attempt = {
             "quantization": attempt_quantization,
+            "remedy": REMEDIES.get(attempt_quantization),
+            "graph_rewrites": rewrites,
             "file_size_bytes": len(flatbuffer),
             "outputs": summary,
             **task,
@@ -220,12 +254,25 @@ def export_litert(
             shipped = (attempt_quantization, flatbuffer, cosines)
             break
 
+    server_reports = None
+    if server_formats:
+        token_examples = examples if not with_tokenizer else _token_examples(loaded, records, sequence_length)
+        server_reports = servers.export_servers(
+            loaded.model,
+            output,
+            server_formats,
+            token_examples,
+            reference if not with_tokenizer else _keras_outputs(loaded.model, token_examples),
+            [example["padding_mask"] for example in token_examples],
+            latency_repeats=latency_repeats,
+        )
     report = {
         "name": os.path.basename(output),
         "source": loaded.source,
         "model_class": type(loaded.model).__name__,
         "requested": quantization,
         "shipped": shipped[0] if shipped else None,
+        "remedy": REMEDIES.get(shipped[0]) if shipped else None,
         "with_tokenizer": with_tokenizer,
         "sequence_length": sequence_length,
         "dynamic_length": dynamic_length and not with_tokenizer,
@@ -239,11 +286,21 @@ def export_litert(
         "latency_setup": f"median of {latency_repeats} calls, batch 1, {verify.LATENCY_THREADS} threads",
         "attempts": attempts,
         "tokenizer_checks": text_checks,
+        "servers": server_reports,
     }
     if shipped:
         best = attempts[-1]
         report.update(
-            {key: best[key] for key in ("file_size_bytes", "outputs", "latency_ms", "accuracy_drop_points")}
+            {
+                key: best[key]
+                for key in (
+                    "file_size_bytes",
+                    "outputs",
+                    "latency_ms",
+                    "accuracy_drop_points",
+                    "graph_rewrites",
+                )
+            }
         )
         report.update(
             {
@@ -270,6 +327,13 @@ def export_litert(
     metadata = _metadata(loaded, report, with_tokenizer, with_pair)
     _write_atomically(output, converter.add_metadata(shipped[1], metadata))
     return report
+
+
+def _rewrite_options(quantization):
+    """`rewrite.rewrite_function`'s (mask_logit, split_squared_difference) for a quantization."""
+    quantized_softmax = quantization in ("int8", "16x8")
+    mask_logit = QUANTIZED_MASK_LOGIT if quantized_softmax else rewrite.FLOAT_MASK_LOGIT
+    return mask_logit, quantization == "16x8"
 
 
 def _as_loaded(model, vocabulary, labels):

@@ -153,7 +153,8 @@ def write_chart(report, path):
     attempts = report["attempts"]
     figure, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     cosines = report.get("per_example_cosine") or [1.0]
-    axes[0].hist(cosines, bins=20, color="tab:blue")
+    # One bin when the cosines are (nearly) equal: NumPy cannot cut a range of ~1e-16 into 20 bins.
+    axes[0].hist(cosines, bins=20 if np.ptp(cosines) > 1e-6 else 1, color="tab:blue")
     axes[0].set_title(f"cosine to Keras per example ({report['shipped']})")
     names = [attempt["quantization"] for attempt in attempts]
     for axis, key, title in (
