@@ -50,6 +50,15 @@ def parse_args(argv):
         type=int,
         help="instead: the teacher's width with this many of its blocks (every k-th, copied).",
     )
+    parser.add_argument(
+        "--general-epochs",
+        type=int,
+        default=0,
+        help="epochs of general distillation first: hidden states and attentions, no labels (default 0: none).",
+    )
+    parser.add_argument(
+        "--unlabeled", help="text for general distillation: .txt (a text a line) or records; default --train."
+    )
     parser.add_argument("--temperature", type=float, default=2.0, help="softmax temperature (default 2).")
     parser.add_argument(
         "--alpha",

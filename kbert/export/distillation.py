@@ -32,6 +32,9 @@ class DistillationConfig:
         train, dev: JSONL or CSV records with `text`, optional `text_pair`, and `label`.
         student_size: a `kbert.BertConfig.named` size ("tiny", "mini", "L4_H256"...).
         student_layers: instead of a size, the teacher's width with this many of its blocks, copied.
+        general_epochs: epochs of general distillation first (TinyBERT's: hidden states and attentions only, no
+            labels) on `unlabeled`, or on the training texts when no `unlabeled` is given; 0 skips it.
+        unlabeled: text for general distillation: a `.txt` file (one text a line) or records (`.jsonl`/`.csv`).
         temperature, alpha, hidden_loss, attention_loss: see `Distiller` (`hidden_loss` and `attention_loss` are
             the weights of those terms; 0 leaves them out).
         seq_len, batch_size, epochs, lr, warmup_ratio, weight_decay, jit, seed, out: as in fine-tuning.
@@ -43,6 +46,8 @@ class DistillationConfig:
     vocab: str | None = None
     student_size: str = "tiny"
     student_layers: int | None = None
+    general_epochs: int = 0
+    unlabeled: str | None = None
     temperature: float = 2.0
     alpha: float = 0.5
     hidden_loss: float = 0.0
@@ -66,6 +71,17 @@ def encode(records, tokenizer, seq_len):
     second = tokenizer([record["text_pair"] or "" for record in records]) if has_pair else None
     packed = packer(tokenizer([record["text"] for record in records]), second)
     return {key: np.asarray(value, dtype=np.int32) for key, value in packed.items()}
+
+
+def read_texts(path):
+    """Unlabeled text as records `{text, text_pair}`: a `.txt` file (one text a line) or JSONL/CSV records."""
+    if not os.fspath(path).endswith(".txt"):
+        return read_records(path, require_label=False)
+    with open(path, encoding="utf-8") as file:
+        texts = [line.strip() for line in file if line.strip()]
+    if not texts:
+        raise ValueError(f"{path!r} holds no text; expected one text a line")
+    return [{"text": text, "text_pair": None} for text in texts]
 
 
 def load_teacher(path, vocabulary=None):
@@ -127,10 +143,23 @@ def distill(config: DistillationConfig) -> dict:
                 f"seq_len={config.seq_len} > max_sequence_length {model.backbone.config.max_sequence_length}"
             )
 
-    def dataset(records, shuffle):
-        labels = np.asarray([label_ids[str(r["label"])] for r in records], np.int32)
+    def dataset(records, shuffle, labelled=True):
+        labels = [label_ids[str(r["label"])] if labelled else 0 for r in records]
         packed = encode(records, tokenizer, config.seq_len)
-        return batches(packed, labels, config.batch_size, shuffle, config.seed)
+        data = batches(packed, np.asarray(labels, np.int32), config.batch_size, shuffle, config.seed)
+        return data if labelled else data.map(lambda x, y: x)
+
+    def train(distiller, records, epochs, labelled=True):
+        total_steps = -(-len(records) // config.batch_size) * epochs
+        warmup = int(config.warmup_ratio * total_steps)
+        distiller.compile(
+            optimizer=create_optimizer("adamw", config.lr, warmup, total_steps, config.weight_decay),
+            jit_compile=config.jit and keras.config.backend() != "torch",
+        )
+        verbose = 2 if os.environ.get("CI") else 1
+        data = dataset(records, shuffle=True, labelled=labelled)
+        history = distiller.fit(data, epochs=epochs, shuffle=False, verbose=verbose).history
+        return {name: float(values[-1]) for name, values in history.items()}
 
     def evaluate(model, records):
         predicted, labels = [], []
@@ -139,6 +168,13 @@ def distill(config: DistillationConfig) -> dict:
             labels.append(y)
         return classification_metrics(np.concatenate(labels), np.concatenate(predicted), len(label_names))
 
+    metrics = {"backend": keras.config.backend(), "train_examples": len(train_records)}
+    start = time.perf_counter()
+    if config.general_epochs:
+        unlabeled = read_texts(config.unlabeled) if config.unlabeled else train_records
+        general = Distiller(teacher, student, output_weight=0.0, hidden_weight=1.0, attention_weight=1.0)
+        metrics["general_examples"] = len(unlabeled)
+        metrics["general_final_train"] = train(general, unlabeled, config.general_epochs, labelled=False)
     distiller = Distiller(
         teacher,
         student,
@@ -147,27 +183,13 @@ def distill(config: DistillationConfig) -> dict:
         hidden_weight=config.hidden_loss,
         attention_weight=config.attention_loss,
     )
-    total_steps = -(-len(train_records) // config.batch_size) * config.epochs
-    distiller.compile(
-        optimizer=create_optimizer(
-            "adamw", config.lr, int(config.warmup_ratio * total_steps), total_steps, config.weight_decay
-        ),
-        jit_compile=config.jit and keras.config.backend() != "torch",
+    metrics["final_train"] = train(distiller, train_records, config.epochs)
+    metrics.update(
+        train_seconds=time.perf_counter() - start,
+        student_config=student.backbone.config.to_dict(),
+        teacher_parameters=teacher.count_params(),
+        student_parameters=student.count_params(),
     )
-    start = time.perf_counter()
-    verbose = 2 if os.environ.get("CI") else 1
-    history = distiller.fit(
-        dataset(train_records, shuffle=True), epochs=config.epochs, shuffle=False, verbose=verbose
-    )
-    metrics = {
-        "train_seconds": time.perf_counter() - start,
-        "backend": keras.config.backend(),
-        "train_examples": len(train_records),
-        "student_config": student.backbone.config.to_dict(),
-        "teacher_parameters": teacher.count_params(),
-        "student_parameters": student.count_params(),
-        "final_train": {name: float(values[-1]) for name, values in history.history.items()},
-    }
     metrics["parameter_share"] = metrics["student_parameters"] / metrics["teacher_parameters"]
     if dev_records:
         for role, model in [("teacher", teacher), ("student", student)]:

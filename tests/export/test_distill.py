@@ -245,8 +245,8 @@ def write_records(path, count, seed):
 @pytest.mark.backend_independent
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_command_line_distils_a_saved_classifier(vocab_path, tmp_path, monkeypatch):
-    """export/distill.py: a kbert save in, a student kbert save and metrics.json out (LiteRT export skipped here:
-    it is export/tflite.py's own, tested with it)."""
+    """export/distill.py: a kbert save in, a general then a task pass, a student kbert save and metrics.json out
+    (the LiteRT export is skipped here: it is export/tflite.py's, tested with it)."""
     from export.distill import main
     from tests.export.conftest import tiny_task
 
@@ -271,9 +271,20 @@ def test_command_line_distils_a_saved_classifier(vocab_path, tmp_path, monkeypat
         "--seq-len",
         "16",
     ]
-    assert main([*arguments, "--hidden-loss", "1", "--quantize", "none", "--out", str(out)]) == 0
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("a cat and a dog\n\nan oak by the reeds\na saw, a drill and an axe\n")
+    general = ["--general-epochs", "1", "--unlabeled", str(unlabeled)]
+    assert main([*arguments, *general, "--hidden-loss", "1", "--quantize", "none", "--out", str(out)]) == 0
 
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["general_examples"] == 3
+    assert set(metrics["general_final_train"]) == {
+        "loss",
+        "hidden_loss",
+        "attention_loss",
+        "teacher_agreement",
+    }
+    assert {"soft_loss", "hard_loss", "hidden_loss", "accuracy"} <= set(metrics["final_train"])
     for key in ("teacher_dev_accuracy", "student_dev_accuracy", "accuracy_retained", "train_seconds"):
         assert np.isfinite(metrics[key]), key
     assert metrics["student_parameters"] < metrics["teacher_parameters"] == teacher.count_params()
