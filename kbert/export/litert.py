@@ -20,13 +20,13 @@ from kbert.export import converter, graphs, rewrite, servers, verify
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
 
 # What a request for a quantization tries, in order, until one keeps within the accuracy budget: full int8, then
-# int16 activations (16x8), then int8 matmuls with softmax, LayerNorm, GELU and pooling in float (int8-mixed).
+# int16 activations (16x8), then int8 dense layers with the sensitive parts in float (int8-mixed).
 FALLBACKS = {"int8": ("int8", "16x8", "int8-mixed")}
 REMEDIES = {
     "int8": "full integer: int8 weights and activations",
     "16x8": "remedy 1: int16 activations, int8 weights (16x8)",
-    "int8-mixed": "remedy 2: int8 matmuls; softmax, LayerNorm, GELU, residual adds and pooling kept float "
-    "(selective quantization)",
+    "int8-mixed": "remedy 2: int8 dense layers; attention, softmax, LayerNorm, GELU, output projections and "
+    "pooling kept float (selective quantization)",
 }
 # The additive mask at padded keys where the softmax input is quantized (int8, 16x8): its range sets the
 # resolution of the real logits, and exp(-100) is still 0 beside them.
