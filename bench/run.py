@@ -7,7 +7,8 @@ Groups (each writes bench/results/GROUP.json):
   finetune   figure 2: the real MiniLM fine-tuned on WordNet glosses, kbert on each backend vs Hugging Face
              (bench/finetune.py; --quick: the first 3,200 training examples).
   tokenizer  figure 3: tokenizer lines/s (bench/tokenizer.py).
-  edge       figure 3: LiteRT sizes, agreement and latency of the real MiniLM embedder (bench/edge.py).
+  edge       figure 3: LiteRT sizes, agreement and latency of the real MiniLM embedder against onnxruntime fp32
+             and int8 on the Hugging Face model (bench/edge.py).
 Every measurement runs in its own process (the Keras backend is chosen before Keras starts), one at a time. These
 machines are noisy: medians over repeats and ratios within this run are the figures to read; absolute times are
 context. MFU = model FLOPs per step (bench/common.py, `training_flops_per_step`) x steps/s / measured matmul peak.
