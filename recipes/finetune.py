@@ -1,11 +1,16 @@
-"""Fine-tune a pretrained BERT for text classification (sentences or sentence pairs).
+"""Fine-tune a pretrained BERT: classification, tagging (NER), extractive QA or sentence embeddings.
 
-    python recipes/finetune.py --backend jax --init path/to/checkpoint --train train.jsonl --dev dev.jsonl
+    python recipes/finetune.py --task classify --init CKPT --train train.jsonl --dev dev.jsonl
+    python recipes/finetune.py --task tag --init CKPT --train train.conll --dev dev.conll
+    python recipes/finetune.py --task qa --init CKPT --train train-v2.0.json --dev dev-v2.0.json --seq-len 384
+    python recipes/finetune.py --task embed --init CKPT --train pairs.jsonl --dev pairs-dev.jsonl --lora-rank 8
 
---init is a kbert save, or a Hugging Face or KerasHub BERT folder. Records are JSONL or CSV with `text`, optional
-`text_pair`, and `label`. Writes to --out a kbert save (model.keras, vocab.txt, tokenizer_config.json,
-labels.json) of the best dev epoch, and metrics.json (dev/test accuracy and macro-F1, train_seconds).
-The logic lives in `kbert.training.finetuning`.
+Files: classify: JSONL or CSV with `text`, optional `text_pair`, `label`. tag: CoNLL-2003 (word first, tag last,
+BIO/IOB tags, blank line between sentences). qa: SQuAD v1.1 or v2.0 JSON. embed: JSONL or CSV with `text`,
+`text_pair`, `score` (a target cosine in [-1, 1]) or with `query`, `positive` (in-batch negatives).
+--init is a kbert save, or a Hugging Face or KerasHub BERT folder. Writes to --out a kbert save of the best dev
+epoch (model.keras, vocab.txt, tokenizer_config.json, labels.json for classify and tag) and metrics.json
+(dev_/test_ metrics, train_seconds). The logic lives in `kbert.training.finetuning`.
 """
 
 import argparse
@@ -13,69 +18,98 @@ import json
 import os
 import sys
 
+TASKS = ("classify", "tag", "qa", "embed")
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
+    add = parser.add_argument
+    add(
         "--backend",
         choices=["tensorflow", "jax", "torch"],
         default="jax",
-        help="Keras backend (set before Keras is imported). Default: jax.",
+        help="Keras backend (default jax).",
     )
-    parser.add_argument(
+    add(
         "--task",
-        choices=["classify"],
+        choices=TASKS,
         default="classify",
-        help="what to fine-tune for (classify: one label per text or text pair).",
+        help="classify: a label per text (pair), dev macro-F1; tag: a tag per word, entity F1; qa: answer spans, "
+        "SQuAD F1 and exact match; embed: sentence embeddings, Spearman or retrieval accuracy (default classify).",
     )
-    parser.add_argument(
+    add(
         "--init",
         required=True,
         help="pretrained checkpoint folder: kbert save, Hugging Face or KerasHub BERT.",
     )
-    parser.add_argument(
-        "--train", required=True, help="training records (.jsonl or .csv: text, text_pair, label)."
+    add("--train", required=True, help="training file in the task's format (see above).")
+    add(
+        "--dev",
+        help="dev file: scored after each epoch; early stopping and the saved model follow its metric.",
     )
-    parser.add_argument("--dev", help="dev records: evaluated each epoch, early stopping on macro-F1.")
-    parser.add_argument("--test", help="test records: evaluated once with the best model.")
-    parser.add_argument("--seq-len", type=int, default=128, help="longest packed sequence (default 128).")
-    parser.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32).")
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs (default 3).")
-    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5).")
-    parser.add_argument(
+    add("--test", help="test file: scored once with the best model.")
+    add(
+        "--seq-len", type=int, default=128, help="window length in tokens (default 128; 384 is usual for qa)."
+    )
+    add(
+        "--doc-stride",
+        type=int,
+        default=128,
+        help="tokens between the starts of consecutive windows over a long text: qa contexts, and classify/embed "
+        "texts with --long-text mean or max (BERT's doc_stride; default 128).",
+    )
+    add(
+        "--max-answer-length",
+        type=int,
+        default=30,
+        help="qa: the longest answer predicted, in tokens (default 30).",
+    )
+    add(
+        "--long-text",
+        choices=["truncate", "mean", "max"],
+        default="truncate",
+        help="classify/embed texts longer than a window: truncate, or split into windows and average (mean) or max "
+        "their logits or embeddings (default truncate).",
+    )
+    add(
+        "--lora-rank",
+        type=int,
+        default=0,
+        help="train rank-N LoRA adapters on the encoder's dense layers and the task head only; the save holds the "
+        "merged weights (default 0: train every weight).",
+    )
+    add("--batch-size", type=int, default=32, help="examples (windows) per step (default 32).")
+    add("--epochs", type=int, default=3, help="training epochs (default 3).")
+    add("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5; LoRA usually wants ~1e-3).")
+    add(
         "--warmup-ratio",
         type=float,
         default=0.06,
-        help="share of steps for linear warmup, then linear decay to 0 (default 0.06).",
+        help="share of steps for linear warmup, then linear decay.",
     )
-    parser.add_argument(
-        "--weight-decay",
-        type=float,
-        default=0.01,
-        help="AdamW weight decay, not on LayerNorm and bias (default 0.01).",
-    )
-    parser.add_argument(
+    add("--weight-decay", type=float, default=0.01, help="AdamW weight decay, not on LayerNorm and bias.")
+    add(
         "--patience",
         type=int,
         default=1,
-        help="epochs without a better dev macro-F1 before stopping (default 1).",
+        help="epochs without a better dev metric before stopping (default 1).",
     )
-    parser.add_argument(
+    add(
         "--mixed-precision",
         choices=["none", "bf16", "fp16"],
         default="none",
         help="Keras mixed precision policy (default none: float32).",
     )
-    parser.add_argument(
+    add(
         "--jit",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="XLA-compile the training step on TensorFlow and JAX (default on).",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of shuffling, dropout and the new head.")
-    parser.add_argument("--out", default="runs/finetune", help="output folder (default runs/finetune).")
+    add("--seed", type=int, default=0, help="seed of shuffling, dropout and the new head.")
+    add("--out", default="runs/finetune", help="output folder (default runs/finetune).")
     return parser.parse_args(argv)
 
 
@@ -84,7 +118,7 @@ def main(argv=None):
     os.environ["KERAS_BACKEND"] = args.backend
     from kbert.training.finetuning import FinetuningConfig, finetune
 
-    fields = {key: value for key, value in vars(args).items() if key not in ("backend", "task")}
+    fields = {key: value for key, value in vars(args).items() if key != "backend"}
     metrics = finetune(FinetuningConfig(**fields))
     print(json.dumps({"out": args.out, **metrics}, indent=2))
     return 0

@@ -108,8 +108,8 @@ def test_tag_with_lora_scores_entities_and_trains_adapters_only(checkpoint, tmp_
 
 def test_question_answering_on_squad_v2_windows(checkpoint, tmp_path):
     squad = write_squad(tmp_path / "train.json", impossible=("What colour is the roof of the tower?",))
-    config = _short_run(checkpoint, tmp_path, task="qa", train=squad, dev=squad, doc_stride=16)
-    config.seq_len = 32  # contexts of ~45 tokens: 3 windows each
+    config = _short_run(checkpoint, tmp_path, task="qa", train=squad, dev=squad, doc_stride=16, batch_size=7)
+    config.seq_len = 32  # contexts of ~45 tokens: 3 windows each, 21 in all
     metrics = finetune(config)
     assert 0 <= metrics["dev_exact_match"] <= 100 and 0 <= metrics["dev_f1"] <= 100, metrics
     assert not (tmp_path / "out" / "labels.json").exists()
@@ -118,11 +118,20 @@ def test_question_answering_on_squad_v2_windows(checkpoint, tmp_path):
     assert set(outputs) == {"start_logits", "end_logits"}
 
 
-@pytest.mark.parametrize("kind, metric", [("score", "spearman"), ("retrieval", "retrieval_accuracy")])
-def test_embed_pairs_with_long_text_mean(checkpoint, tmp_path, kind, metric):
-    pairs = write_pairs(tmp_path / "pairs.jsonl", kind)
+@pytest.mark.parametrize(
+    "kind, metric, batch_size", [("score", "spearman", 4), ("retrieval", "retrieval_accuracy", 3)]
+)
+def test_embed_pairs_with_long_text_mean(checkpoint, tmp_path, kind, metric, batch_size):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", kind)  # 8 scored or 6 retrieval pairs: 2 equal batches
     config = _short_run(
-        checkpoint, tmp_path, task="embed", train=pairs, dev=pairs, long_text="mean", doc_stride=4
+        checkpoint,
+        tmp_path,
+        task="embed",
+        train=pairs,
+        dev=pairs,
+        long_text="mean",
+        doc_stride=4,
+        batch_size=batch_size,
     )
     config.seq_len = 8  # most texts span several windows
     metrics = finetune(config)
