@@ -1,4 +1,5 @@
-"""Corpora and pretraining data: readers, the built-in corpus, NSP/SOP instances, tf.data pipelines."""
+"""Corpora and pretraining data (readers, the built-in corpus, NSP/SOP instances, tf.data pipelines) and
+fine-tuning files (`records`: labelled texts, text pairs, CoNLL, SQuAD; `windows`: their packed BERT windows)."""
 
 from kbert.data.corpus import builtin_corpus, read_bert_text, read_jsonl, split_sentences
 from kbert.data.instances import Instance, create_instances
@@ -9,6 +10,7 @@ from kbert.data.pipeline import (
     pretraining_dataset,
     tokenize_documents,
 )
+from kbert.data.records import read_conll, read_records, read_squad, read_text_pairs
 
 __all__ = [
     "Instance",
@@ -19,7 +21,11 @@ __all__ = [
     "load_instances",
     "pretraining_dataset",
     "read_bert_text",
+    "read_conll",
     "read_jsonl",
+    "read_records",
+    "read_squad",
+    "read_text_pairs",
     "split_sentences",
     "tokenize_documents",
 ]

@@ -163,7 +163,7 @@ class _BestOnDev(keras.callbacks.Callback):
             kept = (
                 f"{self.path} keeps the model of epoch {self.best_epoch} (the best so far)"
                 if self.best_epoch
-                else "no model was saved"
+                else "this run saved no model"
             )
             raise FloatingPointError(
                 f"the training loss is {float(loss)} in epoch {epoch + 1}; {kept}. Lower the learning rate "

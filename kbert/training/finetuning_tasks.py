@@ -23,8 +23,8 @@ TAG_PREFIXES = ("B-", "I-", "E-", "S-")
 
 
 class FinetuningTask:
-    """One kind of fine-tuning. The driver calls, in order: `read` (train, then dev/test, each through `check`),
-    `build`, `training_data`, then `prepare` and `evaluate` for each evaluation file.
+    """One kind of fine-tuning. The driver calls, in order: `read` and `learn` on the training file, `read` and
+    `check` on the dev and test files, `build`, `training_data`, then `prepare` and `evaluate` per evaluation file.
 
     `evaluate` gets `predict(inputs)`: the model's outputs for packed windows, one per window, in input order.
     """
