@@ -59,6 +59,12 @@ def parse_args(argv):
     parser.add_argument(
         "--unlabeled", help="text for general distillation: .txt (a text a line) or records; default --train."
     )
+    parser.add_argument(
+        "--student-vocab-size",
+        dest="student_vocabulary_size",
+        type=int,
+        help="a smaller student vocabulary learned on the training texts (output losses only).",
+    )
     parser.add_argument("--temperature", type=float, default=2.0, help="softmax temperature (default 2).")
     parser.add_argument(
         "--alpha",

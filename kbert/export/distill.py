@@ -16,7 +16,7 @@ import keras
 from keras import ops
 
 from kbert.export.students import check_task_model, last_of_each_group, with_internals
-from kbert.models import BertEmbedder, BertQuestionAnswerer, BertTokenClassifier
+from kbert.models import BertClassifier, BertEmbedder, BertQuestionAnswerer, BertTokenClassifier
 
 EMBEDDING_LOSSES = ("mse", "cosine")
 _LOG_FLOOR = 1e-12  # probabilities are clipped here before a log; masked keys are exactly 0 on both sides
@@ -94,7 +94,7 @@ def _masked_logits(logits, padding_mask):
     return ops.where(ops.cast(padding_mask, "bool"), ops.cast(logits, "float32"), _MASKED_LOGIT)
 
 
-def _check_pair(teacher, student):
+def _check_pair(teacher, student, separate_inputs):
     check_task_model(teacher, "teacher")
     check_task_model(student, "student")
     if type(student) is not type(teacher):
@@ -107,11 +107,19 @@ def _check_pair(teacher, student):
             f"the student has num_classes={student.num_classes}, the teacher {teacher.num_classes}; they must "
             f"predict the same labels"
         )
+    if separate_inputs:
+        if not isinstance(student, BertClassifier | BertEmbedder):
+            raise ValueError(
+                f"separate_inputs (a student vocabulary) tokenizes the text differently, so per-token outputs do "
+                f"not line up; it works for BertClassifier and BertEmbedder, not {type(student).__name__}"
+            )
+        return
     for name in ("vocabulary_size", "num_segments"):
         if getattr(student.backbone.config, name) != getattr(teacher.backbone.config, name):
             raise ValueError(
                 f"student {name}={getattr(student.backbone.config, name)} differs from the teacher's "
-                f"{getattr(teacher.backbone.config, name)}; both read the same token ids, so it must match"
+                f"{getattr(teacher.backbone.config, name)}; both read the same token ids, so it must match "
+                f"(a student with its own vocabulary needs separate_inputs=True)"
             )
 
 
@@ -132,6 +140,9 @@ class Distiller(keras.Model):
             they cost more when on. `output_weight=0` with the other two on is TinyBERT's general distillation.
         embedding_loss: "mse" or "cosine" (embedders).
         layer_map: the teacher block (1-based) for each student block; default `last_of_each_group`.
+        separate_inputs: the student has its own tokenizer (e.g. a vocabulary learned on the task's text), so
+            `x` is `{"teacher": inputs, "student": inputs}`, the same texts tokenized by each. Classifiers and
+            embedders only, and no hidden or attention loss: their tokens do not line up.
 
     Data: `x` the models' inputs (`token_ids`, `segment_ids`, `padding_mask`), `y` the labels or None. Logged
     metrics: `soft_loss`, and as configured `hard_loss`, `accuracy` (the student's, on the labels),
@@ -160,9 +171,15 @@ class Distiller(keras.Model):
         attention_weight=0.0,
         embedding_loss="mse",
         layer_map=None,
+        separate_inputs=False,
         **kwargs,
     ):
-        _check_pair(teacher, student)
+        _check_pair(teacher, student, separate_inputs)
+        if separate_inputs and (hidden_weight or attention_weight):
+            raise ValueError(
+                "hidden and attention losses compare the models token by token, but with separate_inputs the "
+                "two tokenizations differ; set hidden_weight=0 and attention_weight=0"
+            )
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if not 0.0 <= alpha <= 1.0:
@@ -199,6 +216,7 @@ class Distiller(keras.Model):
         self.output_weight, self.hidden_weight = float(output_weight), float(hidden_weight)
         self.attention_weight, self.embedding_loss = float(attention_weight), embedding_loss
         self.layer_map = layer_map
+        self.separate_inputs = separate_inputs
         self.is_embedder = isinstance(student, BertEmbedder)
         self.uses_labels = output_weight > 0 and alpha < 1 and not self.is_embedder
 
@@ -241,15 +259,29 @@ class Distiller(keras.Model):
         projection.build((None, student_width))
         return projection
 
+    def split_inputs(self, inputs):
+        """(teacher inputs, student inputs): `inputs` twice, or its "teacher" and "student" parts."""
+        if not self.separate_inputs:
+            return inputs, inputs
+        if not isinstance(inputs, dict) or set(inputs) != {"teacher", "student"}:
+            keys = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise ValueError(
+                f"with separate_inputs, x must be {{'teacher': inputs, 'student': inputs}} (the same texts "
+                f"tokenized by each model's tokenizer), got {keys}"
+            )
+        return inputs["teacher"], inputs["student"]
+
     def call(self, inputs, training=False):
-        teacher = self.teacher_internals(inputs, training=False)
+        teacher_inputs, student_inputs = self.split_inputs(inputs)
+        teacher = self.teacher_internals(teacher_inputs, training=False)
         teacher = keras.tree.map_structure(ops.stop_gradient, teacher)
-        return {"teacher": teacher, "student": self.student_internals(inputs, training=training)}
+        return {"teacher": teacher, "student": self.student_internals(student_inputs, training=training)}
 
     def fit(self, x=None, y=None, **kwargs):
         if isinstance(x, dict):  # arrays: checked once here, like the task models' own fit
-            self.teacher._check_inputs(x)
-            self.student._check_inputs(x)
+            teacher_inputs, student_inputs = self.split_inputs(x)
+            self.teacher._check_inputs(teacher_inputs)
+            self.student._check_inputs(student_inputs)
         return super().fit(x, y, **kwargs)
 
     def compile(self, optimizer="auto", loss=None, metrics=None, **kwargs):
@@ -297,7 +329,7 @@ class Distiller(keras.Model):
                 "embedder distillation takes no labels (the teacher's embeddings are the target)"
             )
         teacher, student = predictions["teacher"], predictions["student"]
-        mask = x["padding_mask"]
+        mask = self.split_inputs(x)[1]["padding_mask"]  # separate inputs: used by no term (see __init__)
         terms, metrics = {}, {}
         if self.is_embedder:
             student_embedding = student["outputs"]

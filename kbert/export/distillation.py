@@ -10,13 +10,15 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kbert.data.records import read_records
 from kbert.export.distill import Distiller
 from kbert.export.loading import wrap_model
 from kbert.export.students import check_task_model, make_student, student_from_teacher
 from kbert.models import BertClassifier
-from kbert.text import SegmentPacker
+from kbert.models.checks import INPUT_KEYS
+from kbert.text import SegmentPacker, WordPieceTokenizer, learn_vocabulary
 from kbert.training.checkpoints import save_model, write_json
 from kbert.training.finetuning import batches, classification_metrics
 from kbert.training.optimizers import create_optimizer
@@ -35,6 +37,9 @@ class DistillationConfig:
         general_epochs: epochs of general distillation first (TinyBERT's: hidden states and attentions only, no
             labels) on `unlabeled`, or on the training texts when no `unlabeled` is given; 0 skips it.
         unlabeled: text for general distillation: a `.txt` file (one text a line) or records (`.jsonl`/`.csv`).
+        student_vocabulary_size: a smaller WordPiece vocabulary for the student, learned on the training texts
+            (the student gets its own tokenizer; shared tokens start from the teacher's embeddings). Output
+            losses only: no hidden, attention or general distillation.
         temperature, alpha, hidden_loss, attention_loss: see `Distiller` (`hidden_loss` and `attention_loss` are
             the weights of those terms; 0 leaves them out).
         seq_len, batch_size, epochs, lr, warmup_ratio, weight_decay, jit, seed, out: as in fine-tuning.
@@ -48,6 +53,7 @@ class DistillationConfig:
     student_layers: int | None = None
     general_epochs: int = 0
     unlabeled: str | None = None
+    student_vocabulary_size: int | None = None
     temperature: float = 2.0
     alpha: float = 0.5
     hidden_loss: float = 0.0
@@ -82,6 +88,49 @@ def read_texts(path):
     if not texts:
         raise ValueError(f"{path!r} holds no text; expected one text a line")
     return [{"text": text, "text_pair": None} for text in texts]
+
+
+# Paired batches are cut to their longest row rounded up to this: few distinct shapes for XLA to compile.
+PAD_MULTIPLE = 8
+
+
+def learn_student_tokenizer(records, vocabulary_size, teacher_tokenizer):
+    """A `WordPieceTokenizer` with a vocabulary of about `vocabulary_size` learned on the records' texts,
+    normalising text as the teacher's tokenizer does."""
+    texts = [record["text"] for record in records] + [r["text_pair"] for r in records if r["text_pair"]]
+    vocabulary = learn_vocabulary(texts, vocabulary_size, lowercase=teacher_tokenizer.lowercase)
+    return WordPieceTokenizer(
+        vocabulary, lowercase=teacher_tokenizer.lowercase, strip_accents=teacher_tokenizer.strip_accents
+    )
+
+
+def paired_batches(teacher_packed, student_packed, labels, batch_size, shuffle, seed):
+    """A `tf.data.Dataset` of `({"teacher": x, "student": x}, y)`: the same examples tokenized for each model,
+    in batches of similar lengths, each side cut to its longest (a multiple of 8), as `batches` does."""
+    teacher_lengths = teacher_packed["padding_mask"].sum(axis=1)
+    student_lengths = student_packed["padding_mask"].sum(axis=1)
+    order = np.argsort(np.maximum(teacher_lengths, student_lengths), kind="stable")
+    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    labels = np.asarray(labels, np.int32)
+    rng = np.random.default_rng(seed)
+
+    def cut(packed, lengths, group):
+        length = -(-int(lengths[group].max()) // PAD_MULTIPLE) * PAD_MULTIPLE
+        return {key: value[group, :length] for key, value in packed.items()}
+
+    def generate():
+        for index in rng.permutation(len(groups)) if shuffle else range(len(groups)):
+            group = groups[index]
+            x = {
+                "teacher": cut(teacher_packed, teacher_lengths, group),
+                "student": cut(student_packed, student_lengths, group),
+            }
+            yield x, labels[group]
+
+    spec = {key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}
+    signature = ({"teacher": spec, "student": spec}, tf.TensorSpec([None], tf.int32))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(groups))).prefetch(tf.data.AUTOTUNE)
 
 
 def load_teacher(path, vocabulary=None):
@@ -133,20 +182,36 @@ def distill(config: DistillationConfig) -> dict:
         if unknown:
             raise ValueError(f"the {name} file has label(s) the teacher does not know: {unknown[:10]}")
 
+    student_tokenizer = tokenizer
+    if config.student_vocabulary_size:
+        if config.hidden_loss or config.attention_loss or config.general_epochs:
+            raise ValueError(
+                "a student vocabulary tokenizes the text differently from the teacher, so hidden-state, "
+                "attention and general distillation (which compare token by token) do not apply; drop "
+                "--hidden-loss, --attention-loss and --general-epochs, or the student vocabulary"
+            )
+        student_tokenizer = learn_student_tokenizer(train_records, config.student_vocabulary_size, tokenizer)
+    separate_inputs = student_tokenizer is not tokenizer
+    new_tokenizer = student_tokenizer if separate_inputs else None
     if config.student_layers is not None:
-        student = student_from_teacher(teacher, config.student_layers)
+        student = student_from_teacher(teacher, config.student_layers, tokenizer=new_tokenizer)
     else:
-        student = make_student(teacher, config.student_size)
+        student = make_student(teacher, config.student_size, tokenizer=new_tokenizer)
     for model in (teacher, student):
         if config.seq_len > model.backbone.config.max_sequence_length:
             raise ValueError(
                 f"seq_len={config.seq_len} > max_sequence_length {model.backbone.config.max_sequence_length}"
             )
 
-    def dataset(records, shuffle, labelled=True):
-        labels = [label_ids[str(r["label"])] if labelled else 0 for r in records]
-        packed = encode(records, tokenizer, config.seq_len)
-        data = batches(packed, np.asarray(labels, np.int32), config.batch_size, shuffle, config.seed)
+    def dataset(records, shuffle, labelled=True, model_tokenizer=None):
+        """Batches for one model (`model_tokenizer`), or for the distiller (both tokenizations if they differ)."""
+        labels = np.asarray([label_ids[str(r["label"])] if labelled else 0 for r in records], np.int32)
+        packed = encode(records, model_tokenizer or tokenizer, config.seq_len)
+        if model_tokenizer is None and separate_inputs:
+            student_packed = encode(records, student_tokenizer, config.seq_len)
+            data = paired_batches(packed, student_packed, labels, config.batch_size, shuffle, config.seed)
+        else:
+            data = batches(packed, labels, config.batch_size, shuffle, config.seed)
         return data if labelled else data.map(lambda x, y: x)
 
     def train(distiller, records, epochs, labelled=True):
@@ -161,9 +226,9 @@ def distill(config: DistillationConfig) -> dict:
         history = distiller.fit(data, epochs=epochs, shuffle=False, verbose=verbose).history
         return {name: float(values[-1]) for name, values in history.items()}
 
-    def evaluate(model, records):
+    def evaluate(model, records, model_tokenizer):
         predicted, labels = [], []
-        for x, y in dataset(records, shuffle=False).as_numpy_iterator():
+        for x, y in dataset(records, shuffle=False, model_tokenizer=model_tokenizer).as_numpy_iterator():
             predicted.append(keras.ops.convert_to_numpy(model.predict_on_batch(x)).argmax(-1))
             labels.append(y)
         return classification_metrics(np.concatenate(labels), np.concatenate(predicted), len(label_names))
@@ -182,27 +247,31 @@ def distill(config: DistillationConfig) -> dict:
         alpha=config.alpha,
         hidden_weight=config.hidden_loss,
         attention_weight=config.attention_loss,
+        separate_inputs=separate_inputs,
     )
     metrics["final_train"] = train(distiller, train_records, config.epochs)
     metrics.update(
         train_seconds=time.perf_counter() - start,
         student_config=student.backbone.config.to_dict(),
+        student_vocabulary="learned on the training texts" if separate_inputs else "the teacher's",
         teacher_parameters=teacher.count_params(),
         student_parameters=student.count_params(),
     )
     metrics["parameter_share"] = metrics["student_parameters"] / metrics["teacher_parameters"]
     if dev_records:
-        for role, model in [("teacher", teacher), ("student", student)]:
-            metrics.update(
-                {f"{role}_dev_{key}": value for key, value in evaluate(model, dev_records).items()}
-            )
+        for role, model, model_tokenizer in [
+            ("teacher", teacher, tokenizer),
+            ("student", student, student_tokenizer),
+        ]:
+            scores = evaluate(model, dev_records, model_tokenizer)
+            metrics.update({f"{role}_dev_{key}": value for key, value in scores.items()})
         metrics["accuracy_retained"] = metrics["student_dev_accuracy"] / max(
             metrics["teacher_dev_accuracy"], 1e-9
         )
 
     student_dir = os.path.join(config.out, "student")
     save_model(student, os.path.join(student_dir, "model.keras"))
-    tokenizer.save_to_preset(student_dir)
+    student_tokenizer.save_to_preset(student_dir)
     write_json(list(label_names), os.path.join(student_dir, "labels.json"))
     write_json(metrics, os.path.join(config.out, "metrics.json"))
     return metrics

@@ -63,20 +63,45 @@ def _task_config(teacher, backbone):
     return {**config, "backbone": backbone}
 
 
-def _attach_tokenizer(student, teacher):
+def _attach_tokenizer(student, teacher, tokenizer=None):
     preprocessor = getattr(teacher, "preprocessor", None)
-    if preprocessor is not None:
-        student.preprocessor = BertPreprocessor(
-            preprocessor.tokenizer, sequence_length=preprocessor.sequence_length
-        )
+    sequence_length = preprocessor.sequence_length if preprocessor is not None else 128
+    tokenizer = tokenizer or (preprocessor.tokenizer if preprocessor is not None else None)
+    if tokenizer is not None:
+        student.preprocessor = BertPreprocessor(tokenizer, sequence_length=sequence_length)
     return student
 
 
-def student_from_teacher(teacher, num_layers, layers=None):
+def _teacher_tokenizer(teacher):
+    tokenizer = getattr(getattr(teacher, "preprocessor", None), "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError(
+            "a student with its own vocabulary maps tokens through the teacher's tokenizer, but the teacher has "
+            "none; set teacher.preprocessor = kbert.BertPreprocessor(tokenizer) or load it with from_preset"
+        )
+    return tokenizer
+
+
+def _token_embedding_rows(variable, teacher_embedding, teacher_tokenizer, tokenizer):
+    """The student's token embedding: the teacher's row for every token both vocabularies hold, else its own."""
+    rows = keras.ops.convert_to_numpy(variable).copy()
+    teacher_rows = keras.ops.convert_to_numpy(teacher_embedding)
+    teacher_ids = {}
+    for index, token in enumerate(teacher_tokenizer.vocabulary):
+        teacher_ids.setdefault(token, index)
+    for index, token in enumerate(tokenizer.vocabulary):
+        if token in teacher_ids:
+            rows[index] = teacher_rows[teacher_ids[token]]
+    return rows
+
+
+def student_from_teacher(teacher, num_layers, layers=None, tokenizer=None):
     """A student of the teacher's task and width with `num_layers` blocks, initialised from the teacher.
 
     The embeddings, pooler and task head are copied, and student block i from teacher block `layers[i]`
-    (1-based; default `last_of_each_group`). The student shares the teacher's tokenizer (its preprocessor).
+    (1-based; default `last_of_each_group`). The student shares the teacher's tokenizer (its preprocessor), or
+    takes `tokenizer` (a smaller vocabulary, e.g. learned on the task's text with `kbert.text.learn_vocabulary`):
+    then the token embedding holds the teacher's row for each token both vocabularies share.
 
     Raises:
         ValueError: `teacher` is not a kbert task model, or `num_layers`/`layers` do not fit it.
@@ -94,6 +119,9 @@ def student_from_teacher(teacher, num_layers, layers=None):
             f"layers={chosen} must name {num_layers} teacher blocks, each in 1..{teacher_layers} (1-based)"
         )
     backbone_config = {key: value for key, value in teacher.backbone.get_config().items() if key != "name"}
+    if tokenizer is not None:
+        teacher_tokenizer = _teacher_tokenizer(teacher)
+        backbone_config["vocabulary_size"] = tokenizer.vocabulary_size
     backbone = BertBackbone.from_config({**backbone_config, "num_layers": num_layers})
     student = type(teacher).from_config(_task_config(teacher, backbone))
 
@@ -103,21 +131,26 @@ def student_from_teacher(teacher, num_layers, layers=None):
         group, _, rest = path.partition("/")
         if group.startswith("encoder_block_"):
             path = f"encoder_block_{chosen[int(group.rsplit('_', 1)[1])] - 1}/{rest}"
+        if tokenizer is not None and variable is student.backbone.token_embedding.embeddings:
+            variable.assign(_token_embedding_rows(variable, source[path], teacher_tokenizer, tokenizer))
+            continue
         # A copy, not the teacher's buffer: JAX's training step donates (reuses) the buffers it updates.
         variable.assign(keras.ops.convert_to_numpy(source[path]))
-    return _attach_tokenizer(student, teacher)
+    return _attach_tokenizer(student, teacher, tokenizer)
 
 
-def make_student(teacher, size="tiny", **overrides):
+def make_student(teacher, size="tiny", tokenizer=None, **overrides):
     """A student of a named size (`kbert.BertConfig.named`: "tiny", "mini", "L4_H256"...) or a `BertConfig`.
 
-    The student keeps the teacher's vocabulary, sequence length and numerics (`overrides` change any field).
-    When its width, heads and feed-forward equal the teacher's, it is `student_from_teacher` (every k-th block
-    copied); otherwise it starts from a fresh initialisation.
+    The student keeps the teacher's vocabulary (or takes `tokenizer`'s), sequence length and numerics
+    (`overrides` change any field). When its width, heads and feed-forward equal the teacher's, it is
+    `student_from_teacher` (every k-th block copied); otherwise it starts from a fresh initialisation.
     """
     check_task_model(teacher)
     teacher_config = teacher.backbone.config
     inherited = {name: getattr(teacher_config, name) for name in _INHERITED_FIELDS}
+    if tokenizer is not None:
+        inherited["vocabulary_size"] = tokenizer.vocabulary_size
     if isinstance(size, BertConfig):
         config = dataclasses.replace(size, **{**inherited, **overrides})
     else:
@@ -125,16 +158,17 @@ def make_student(teacher, size="tiny", **overrides):
     same_width = all(
         getattr(config, name) == getattr(teacher_config, name)
         for name in ("hidden_dim", "num_heads", "intermediate_dim", *_INHERITED_FIELDS)
+        if name != "vocabulary_size" or tokenizer is None
     )
     if same_width and config.num_layers <= teacher_config.num_layers:
-        return student_from_teacher(teacher, config.num_layers)
+        return student_from_teacher(teacher, config.num_layers, tokenizer=tokenizer)
     flags = {
         "output_hidden_states": teacher.backbone.output_hidden_states,
         "output_attentions": teacher.backbone.output_attentions,
         "dtype": teacher.backbone.dtype_policy,
     }
     backbone = BertBackbone.from_bert_config(config, **flags)
-    return _attach_tokenizer(type(teacher).from_config(_task_config(teacher, backbone)), teacher)
+    return _attach_tokenizer(type(teacher).from_config(_task_config(teacher, backbone)), teacher, tokenizer)
 
 
 def _same_layer(layer):

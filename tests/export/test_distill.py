@@ -225,6 +225,57 @@ def test_bad_input_raises_clear_errors(teacher):
         )
 
 
+def test_a_student_with_its_own_vocabulary_reads_its_own_inputs(teacher):
+    """separate_inputs: x = {"teacher": ..., "student": ...}; the output losses compare the two models' outputs."""
+    copy = student_from_teacher(teacher, num_layers=TINY["num_layers"])
+    x, y = class_data(count=8)
+    same = {"teacher": x, "student": x}
+    distiller = Distiller(teacher, copy, separate_inputs=True)
+    terms, metrics = to_numpy(distiller.loss_terms(same, y, distiller(same, training=False)))
+    assert abs(terms["soft_loss"]) < 1e-6 and metrics["teacher_agreement"] == 1.0
+    shuffled = {"teacher": x, "student": {key: value[::-1] for key, value in x.items()}}
+    terms, _ = to_numpy(distiller.loss_terms(shuffled, y, distiller(shuffled, training=False)))
+    assert terms["soft_loss"] > 1e-3
+
+    # A student with another vocabulary size trains on its own token ids with fit.
+    student = make_student(teacher, kbert.BertConfig(**{**TINY, "num_layers": 1}), vocabulary_size=50)
+    own_ids = dict(x, token_ids=(x["token_ids"] % 50) * x["padding_mask"])
+    distiller = Distiller(teacher, student, separate_inputs=True)
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = distiller.fit({"teacher": x, "student": own_ids}, y, epochs=2, batch_size=8, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+
+    with pytest.raises(ValueError, match="hidden and attention losses compare the models token by token"):
+        Distiller(teacher, student, separate_inputs=True, hidden_weight=1.0)
+    with pytest.raises(ValueError, match="vocabulary_size=50 differs.*separate_inputs=True"):
+        Distiller(teacher, student)
+    with pytest.raises(ValueError, match=r"x must be \{'teacher': inputs, 'student': inputs\}"):
+        distiller.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="token id 60 >= vocabulary_size 50"):
+        distiller.fit({"teacher": x, "student": dict(x, token_ids=np.full_like(x["token_ids"], 60))}, y)
+    tagger = kbert.BertTokenClassifier(teacher_backbone(), num_classes=4)
+    with pytest.raises(ValueError, match="not BertTokenClassifier"):
+        Distiller(tagger, student_from_teacher(tagger, 1), separate_inputs=True)
+
+
+def test_student_vocabulary_starts_from_the_teachers_shared_token_rows(vocab_path):
+    from tests.export.conftest import tiny_task
+
+    teacher, tokenizer = tiny_task("classifier", vocab_path)
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cat", "dog", "##s", "zzqx"]
+    own = kbert.WordPieceTokenizer(vocabulary)
+    student = student_from_teacher(teacher, num_layers=1, tokenizer=own)
+    assert student.backbone.config.vocabulary_size == len(vocabulary)
+    assert student.preprocessor.tokenizer is own
+    rows = to_numpy(student.backbone.token_embedding.embeddings)
+    teacher_rows = to_numpy(teacher.backbone.token_embedding.embeddings)
+    for index, token in enumerate(vocabulary[:-1]):
+        np.testing.assert_array_equal(rows[index], teacher_rows[tokenizer.token_to_id(token)])
+    assert not any(np.array_equal(rows[-1], row) for row in teacher_rows[:1000])  # "zzqx": not the teacher's
+    fresh = make_student(teacher, "tiny", tokenizer=own)
+    assert fresh.backbone.config.vocabulary_size == len(vocabulary) and fresh.preprocessor.tokenizer is own
+
+
 WORDS = {
     "animal": "cat dog horse cow sheep goat bird fish".split(),
     "plant": "tree flower grass rose oak moss fern reed".split(),
@@ -258,23 +309,14 @@ def test_command_line_distils_a_saved_classifier(vocab_path, tmp_path, monkeypat
     train = write_records(tmp_path / "train.jsonl", 24, seed=0)
     dev = write_records(tmp_path / "dev.jsonl", 8, seed=1)
     out = tmp_path / "run"
-    arguments = ["--backend", "tensorflow", "--teacher", str(tmp_path / "teacher"), "--train", train]
-    arguments += [
-        "--dev",
-        dev,
-        "--student-layers",
-        "1",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--seq-len",
-        "16",
-    ]
+    teacher_path = str(tmp_path / "teacher")
+    common = "--backend tensorflow --no-jit --epochs 1 --batch-size 8 --seq-len 16 --quantize none".split()
+    common += ["--train", train, "--dev", dev]
+    arguments = [*common, "--teacher", teacher_path, "--student-layers", "1"]
     unlabeled = tmp_path / "unlabeled.txt"
     unlabeled.write_text("a cat and a dog\n\nan oak by the reeds\na saw, a drill and an axe\n")
     general = ["--general-epochs", "1", "--unlabeled", str(unlabeled)]
-    assert main([*arguments, *general, "--hidden-loss", "1", "--quantize", "none", "--out", str(out)]) == 0
+    assert main([*arguments, *general, "--hidden-loss", "1", "--out", str(out)]) == 0
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["general_examples"] == 3
@@ -297,10 +339,25 @@ def test_command_line_distils_a_saved_classifier(vocab_path, tmp_path, monkeypat
     assert student.preprocessor.tokenizer.vocabulary == tokenizer.vocabulary
     assert student.predict(["a cat and a dog"], verbose=0).shape == (1, 3)
 
+    # A student vocabulary learned on the training texts: its own tokenizer, saved with it.
+    own = tmp_path / "own_vocabulary"
+    own_vocabulary = ["--student-size", "tiny", "--student-vocab-size", "60"]
+    assert main([*common, "--teacher", teacher_path, *own_vocabulary, "--out", str(own)]) == 0
+    student = kbert.BertClassifier.from_preset(str(own / "student"))
+    size = student.backbone.config.vocabulary_size
+    assert size == len(student.preprocessor.tokenizer.vocabulary) <= 60
+    assert (
+        json.loads((own / "metrics.json").read_text())["student_vocabulary"]
+        == "learned on the training texts"
+    )
+    assert student.predict(["a cat and a dog"], verbose=0).shape == (1, 3)
+    with pytest.raises(ValueError, match="drop --hidden-loss, --attention-loss and --general-epochs"):
+        main([*arguments, "--student-vocab-size", "60", "--hidden-loss", "1", "--out", str(tmp_path / "bad")])
+
     embedder, _ = tiny_task("embedder", vocab_path)
     save_kbert(embedder, str(tmp_path / "embedder"))
     with pytest.raises(ValueError, match="the teacher is a BertEmbedder"):
-        main([*arguments[:3], str(tmp_path / "embedder"), *arguments[4:], "--out", str(tmp_path / "bad")])
+        main([*common, "--teacher", str(tmp_path / "embedder"), "--out", str(tmp_path / "bad")])
     with open(train, "a", encoding="utf-8") as file:
         file.write(json.dumps({"text": "a fungus", "label": "fungus"}) + "\n")
     with pytest.raises(
