@@ -6,9 +6,10 @@ kbert side: `kbert.export.export_litert` at fp32, fp16, dynamic-range int8 and f
 exporter ships within its 1-point budget; --quick skips fp16). Peer: Hugging Face `BertModel` from the same folder,
 `torch.onnx.export` (seq 128), in onnxruntime as fp32 and as int8 (`onnxruntime.quantization.quantize_dynamic`).
 Every runtime is timed in one interleaved loop on one input (batch 1, seq 128, 2 threads: LiteRT `num_threads=2`,
-onnxruntime `intra_op_num_threads=2`): the median wall time, and the median CPU time of a 1-thread call, which a
-busy machine disturbs less. Agreement is the mean cosine of the (mean-pooled, normalized) embeddings to the Keras
-model on held-out real sentences; onnxruntime's hidden states are pooled in NumPy, outside the timed call.
+onnxruntime `intra_op_num_threads=2`): the median wall time, and the median CPU time of a 1-thread call (the
+calling thread's), which a busy machine disturbs less. Agreement is the mean cosine of the (mean-pooled,
+normalized) embeddings to the Keras model on held-out real sentences; onnxruntime's hidden states are pooled in
+NumPy, outside the timed call.
 Goals: kbert int8 <= 0.7 x onnxruntime int8, kbert fp32 <= 1.0 x onnxruntime fp32.
 """
 
@@ -163,18 +164,22 @@ def cosine_to_keras(run, examples, reference):
     return float(np.mean(cosines))
 
 
-def time_all(runners, example, rounds):
-    """Interleaved rounds (drift hits every runtime alike): wall ms with THREADS threads, CPU ms with 1 thread."""
+def time_all(runners, example, rounds, settle=0.05):
+    """Interleaved rounds (drift hits every runtime alike): wall ms with THREADS threads, and the calling thread's
+    CPU ms with 1 thread (both runtimes run a 1-thread call in the caller). A pause before each call lets the other
+    sessions' worker threads stop spinning (onnxruntime's spin after a run), which would otherwise take a core."""
     wall = {name: [] for name in runners}
     cpu = {name: [] for name in runners}
     for _ in range(rounds):
         for name, (multi, single) in runners.items():
+            time.sleep(settle)
             start = time.perf_counter()
             multi(example)
             wall[name].append(1000 * (time.perf_counter() - start))
-            start = time.process_time()
+            time.sleep(settle)
+            start = time.thread_time()
             single(example)
-            cpu[name].append(1000 * (time.process_time() - start))
+            cpu[name].append(1000 * (time.thread_time() - start))
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in runners}
 
 
