@@ -278,11 +278,40 @@ class Distiller(keras.Model):
         return {"teacher": teacher, "student": self.student_internals(student_inputs, training=training)}
 
     def fit(self, x=None, y=None, **kwargs):
-        if isinstance(x, dict):  # arrays: checked once here, like the task models' own fit
+        # Checked before Keras traces a step: on JAX an error in the first step leaves the variables of every
+        # model involved (the teacher too) emptied, as Keras 3.15 restores them only after a step succeeded.
+        if hasattr(x, "element_spec"):  # a tf.data.Dataset of x or (x, y)
+            spec = x.element_spec
+            inputs, labels = (
+                (spec[0], spec[1] if len(spec) > 1 else None) if isinstance(spec, tuple) else (spec, None)
+            )
+            self.check_batch(inputs, labels)
+        elif isinstance(x, dict):  # arrays: checked once here, like the task models' own fit
+            self.check_batch(x, y)
             teacher_inputs, student_inputs = self.split_inputs(x)
             self.teacher._check_inputs(teacher_inputs)
             self.student._check_inputs(student_inputs)
         return super().fit(x, y, **kwargs)
+
+    def check_batch(self, x, y):
+        """Raises `ValueError` for data of the wrong structure: inputs (see `split_inputs`) or labels."""
+        self.split_inputs(x)
+        if self.uses_labels and y is None:
+            raise ValueError(
+                f"alpha={self.alpha} mixes in the hard-label loss, but the data has no labels; give (x, y) or "
+                f"set alpha=1.0 to distil on unlabeled text"
+            )
+        if self.is_embedder and y is not None:
+            raise ValueError(
+                "embedder distillation takes no labels (the teacher's embeddings are the target)"
+            )
+        keys = ("start_logits", "end_logits")
+        if self.uses_labels and isinstance(self.student, BertQuestionAnswerer):
+            if not isinstance(y, dict) or not all(key in y for key in keys):
+                found = sorted(y) if isinstance(y, dict) else type(y).__name__
+                raise ValueError(
+                    f"question answering labels are y = {{'start_logits', 'end_logits'}}, got {found}"
+                )
 
     def compile(self, optimizer="auto", loss=None, metrics=None, **kwargs):
         """As `keras.Model.compile`; the losses are built in. "auto" is AdamW(1e-4, weight decay 0.01)."""
@@ -319,15 +348,7 @@ class Distiller(keras.Model):
 
         `predictions` is `distiller(x)`; call it with `training=False` to compare the models without dropout.
         """
-        if self.uses_labels and y is None:
-            raise ValueError(
-                f"alpha={self.alpha} mixes in the hard-label loss, but the data has no labels; give (x, y) or "
-                f"set alpha=1.0 to distil on unlabeled text"
-            )
-        if self.is_embedder and y is not None:
-            raise ValueError(
-                "embedder distillation takes no labels (the teacher's embeddings are the target)"
-            )
+        self.check_batch(x, y)
         teacher, student = predictions["teacher"], predictions["student"]
         mask = self.split_inputs(x)[1]["padding_mask"]  # separate inputs: used by no term (see __init__)
         terms, metrics = {}, {}

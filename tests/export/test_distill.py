@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import kbert
 from kbert.export import Distiller, make_student, student_from_teacher
@@ -217,8 +218,14 @@ def test_bad_input_raises_clear_errors(teacher):
     distiller = Distiller(teacher, student, alpha=0.5)
     distiller.compile()
     x, _ = class_data(count=8)
+    weights = [w.copy() for w in teacher.get_weights()]
     with pytest.raises(ValueError, match="has no labels"):
         distiller.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="has no labels"):
+        distiller.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+    # Refused before any step: the teacher (shared with later tests) keeps its weights on every backend.
+    for old, new in zip(weights, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
     with pytest.raises(ValueError, match=r"token id \d+ >= vocabulary_size 97"):
         distiller.fit(
             dict(x, token_ids=x["token_ids"] + 97 * x["padding_mask"]), np.zeros(8, "int32"), verbose=0
