@@ -15,11 +15,6 @@ from kbert.layers.initializers import bert_initializer
 MASK_LOGIT = -1e9
 
 
-def gather_positions(sequence, positions):
-    """`sequence` [B, S, ...] at int `positions` [B, T]: [B, T, ...]."""
-    return ops.take_along_axis(sequence, ops.expand_dims(ops.cast(positions, "int32"), -1), axis=1)
-
-
 @keras.saving.register_keras_serializable(package="kbert")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """BERT's self-attention: query/key/value projections, scaled dot product, output projection.
@@ -33,8 +28,6 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         attention_mask: bool [B, S], True at real (non-padding) tokens.
         training: Python bool.
         return_attention: also return the probabilities [B, N, T, S] (float32).
-        query_positions: optional int [B, T]: attend only from these positions (keys and values still span
-            every position); the output is [B, T, hidden_dim]. The pretrainer's last block needs no more.
     """
 
     def __init__(self, hidden_dim, num_heads, attention_dropout=0.1, initializer_range=0.02, **kwargs):
@@ -66,20 +59,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             layer.build(hidden_states_shape)
         self.built = True
 
-    def call(
-        self, hidden_states, attention_mask, training=None, return_attention=False, query_positions=None
-    ):
+    def call(self, hidden_states, attention_mask, training=None, return_attention=False):
         batch, length = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
-        # Projections on [B*S, hidden]: one plain GEMM each way, which XLA's CPU backward runs ~1.7x faster than
-        # the same product on [B, S, hidden] (a contraction over two dimensions).
+        # Projections on [B*T, hidden]: one plain GEMM each way, which XLA's CPU backward runs ~1.7x faster than
+        # the same product on [B, T, hidden] (a contraction over two dimensions).
         flat = ops.reshape(hidden_states, (-1, self.hidden_dim))
         heads = (batch, length, self.num_heads, self.head_dim)
-        key = ops.reshape(self.key(flat), heads)  # [B, S, N, H]
+        query = ops.reshape(self.query(flat), heads)  # [B, T, N, H]
+        key = ops.reshape(self.key(flat), heads)
         value = ops.reshape(self.value(flat), heads)
-        if query_positions is not None:
-            length = ops.shape(query_positions)[1]
-            flat = ops.reshape(gather_positions(hidden_states, query_positions), (-1, self.hidden_dim))
-        query = ops.reshape(self.query(flat), (batch, length, self.num_heads, self.head_dim))  # [B, T, N, H]
         # [B, 1, 1, S]; expand_dims rather than [:, None, None, :], which LiteRT cannot lower with a dynamic batch.
         mask = ops.expand_dims(ops.expand_dims(ops.cast(attention_mask, "bool"), 1), 1)
 

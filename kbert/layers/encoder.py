@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kbert.layers.attention import MultiHeadSelfAttention, gather_positions
+from kbert.layers.attention import MultiHeadSelfAttention
 from kbert.layers.initializers import bert_initializer, get_activation
 
 
@@ -16,8 +16,6 @@ class BertEncoderBlock(keras.layers.Layer):
         attention_mask: bool [batch, seq], True at real tokens.
         training: Python bool.
         return_attention: also return attention probabilities [batch, heads, seq, seq].
-        query_positions: optional int [batch, T]: compute the block's output only at these positions
-            ([batch, T, hidden_dim]; attention still reads every position).
     """
 
     def __init__(
@@ -76,20 +74,12 @@ class BertEncoderBlock(keras.layers.Layer):
         self.output_layer_norm.build(hidden_states_shape)
         self.built = True
 
-    def call(
-        self, hidden_states, attention_mask, training=None, return_attention=False, query_positions=None
-    ):
+    def call(self, hidden_states, attention_mask, training=None, return_attention=False):
         attended = self.attention(
-            hidden_states,
-            attention_mask,
-            training=training,
-            return_attention=return_attention,
-            query_positions=query_positions,
+            hidden_states, attention_mask, training=training, return_attention=return_attention
         )
         if return_attention:
             attended, probabilities = attended
-        if query_positions is not None:
-            hidden_states = gather_positions(hidden_states, query_positions)
         attended = self.attention_dropout_layer(attended, training=training)
         hidden_states = self.attention_layer_norm(hidden_states + attended)
         # The feed-forward on [B*T, hidden]: plain GEMMs (see MultiHeadSelfAttention).

@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from kbert.layers.attention import gather_positions
 from kbert.layers.initializers import bert_initializer, get_activation
 
 
@@ -83,7 +82,8 @@ class MaskedLMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, sequence_output, mask_positions):
-        gathered = gather_positions(sequence_output, mask_positions)  # [batch, predictions, hidden]
+        positions = ops.cast(mask_positions, "int32")[:, :, None]
+        gathered = ops.take_along_axis(sequence_output, positions, axis=1)  # [batch, predictions, hidden]
         # [batch * predictions, hidden]: plain GEMMs, whose backward XLA's CPU runs faster than batched ones.
         hidden = self.layer_norm(self.transform(ops.reshape(gathered, (-1, self.token_embedding.output_dim))))
         logits = self.token_embedding(hidden, reverse=True)

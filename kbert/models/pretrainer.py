@@ -55,18 +55,10 @@ class BertPretrainer(KbertTask):
         # === Functional wiring ===
         inputs = self.backbone_inputs()
         inputs["mask_positions"] = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
-        # The backbone's layers, with one saving: the heads read only [CLS] and the masked positions, so the
-        # last block computes its output only there (its keys and values still span the whole sequence).
-        hidden = backbone.embeddings(inputs["token_ids"], inputs["segment_ids"])
-        for block in backbone.encoder_blocks[:-1]:
-            hidden = block(hidden, inputs["padding_mask"])
-        mask_positions = inputs["mask_positions"]
-        wanted = ops.concatenate([ops.zeros_like(mask_positions[:, :1]), mask_positions], axis=1)
-        hidden = backbone.encoder_blocks[-1](hidden, inputs["padding_mask"], query_positions=wanted)
-        # [batch, 1 + P, hidden]: [CLS] first, then the masked positions (1..P in this short sequence).
-        outputs = {"mlm_logits": mlm_head(hidden, ops.cumsum(ops.ones_like(mask_positions), axis=1))}
+        features = backbone({key: inputs[key] for key in ("token_ids", "segment_ids", "padding_mask")})
+        outputs = {"mlm_logits": mlm_head(features["sequence_output"], inputs["mask_positions"])}
         if pair_head is not None:
-            outputs["pair_logits"] = pair_head(backbone.pooler(hidden))
+            outputs["pair_logits"] = pair_head(features["pooled_output"])
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===

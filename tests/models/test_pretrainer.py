@@ -32,21 +32,6 @@ def test_outputs(objective, outputs):
         assert result["pair_logits"].shape == (3, 2)
 
 
-def test_last_block_at_masked_positions_equals_the_full_backbone():
-    # The pretrainer computes its last block only at [CLS] and the masked positions; the logits must equal the
-    # heads applied to the whole backbone's outputs, with padding and repeated positions too.
-    backbone = tiny_backbone()
-    model = kbert.BertPretrainer(backbone)
-    x = random_inputs(batch=3, length=12, real_lengths=[12, 9, 5])
-    x["mask_positions"] = np.array([[1, 4, 11], [2, 2, 8], [1, 3, 0]], "int32")
-    ours = to_numpy(model(x))
-    features = backbone({key: x[key] for key in ("token_ids", "segment_ids", "padding_mask")})
-    expected_mlm = to_numpy(model.mlm_head(features["sequence_output"], x["mask_positions"]))
-    expected_pair = to_numpy(model.pair_head(features["pooled_output"]))
-    np.testing.assert_allclose(ours["mlm_logits"], expected_mlm, atol=1e-5)
-    np.testing.assert_allclose(ours["pair_logits"], expected_pair, atol=1e-5)
-
-
 def test_decoder_is_tied_to_token_embedding():
     backbone = tiny_backbone()
     model = kbert.BertPretrainer(backbone)
