@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from kbert.data.records import read_records
 from kbert.export.distill import Distiller
-from kbert.export.loading import wrap_model
+from kbert.export.loading import saved_model_paths, wrap_model
 from kbert.export.students import check_task_model, make_student, student_from_teacher
 from kbert.models import BertClassifier
 from kbert.models.checks import INPUT_KEYS
@@ -136,9 +136,8 @@ def paired_batches(teacher_packed, student_packed, labels, batch_size, shuffle, 
 def load_teacher(path, vocabulary=None):
     """The teacher model, its tokenizer and its label names from a kbert save folder or a `.keras` file."""
     path = os.fspath(path)
-    folder = path if os.path.isdir(path) else None
-    model_path = os.path.join(path, "model.keras") if folder else path
-    if not (model_path.endswith(".keras") and os.path.isfile(model_path)):
+    folder, model_path = saved_model_paths(path)
+    if model_path is None:
         raise ValueError(
             f"teacher {path!r} is neither a .keras file nor a kbert save folder (model.keras, vocab.txt, "
             f"labels.json); fine-tune one with recipes/finetune.py"

@@ -44,6 +44,17 @@ class LoadedModel:
     source: str = "<in memory>"
 
 
+def saved_model_paths(path):
+    """`(folder, model_file)` of a kbert save folder (its `model.keras`) or a bare `.keras` file; `folder` is None
+    for a file, `model_file` None when `path` is neither."""
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else None
+    model_path = os.path.join(path, "model.keras") if folder else path
+    if not (model_path.endswith(".keras") and os.path.isfile(model_path)):
+        return folder, None
+    return folder, model_path
+
+
 def load_model(path, vocabulary=None) -> LoadedModel:
     """Loads a kbert save folder (`model.keras`, `vocab.txt`, `labels.json`...) or a bare `.keras` file.
 
@@ -58,9 +69,8 @@ def load_model(path, vocabulary=None) -> LoadedModel:
     """
     require_tensorflow_backend()
     path = os.fspath(path)
-    folder = path if os.path.isdir(path) else None
-    model_path = os.path.join(path, "model.keras") if folder else path
-    if not (model_path.endswith(".keras") and os.path.isfile(model_path)):
+    folder, model_path = saved_model_paths(path)
+    if model_path is None:
         raise ExportError(
             f"{path!r} is neither a .keras file nor a kbert save folder (model.keras, vocab.txt); save the model "
             f"with model.save('model.keras') or kbert.interop.save_kbert(model, folder)"
