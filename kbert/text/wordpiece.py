@@ -20,6 +20,7 @@ import re
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow.experimental import numpy as tnp
 
 from kbert.text import normalization
 
@@ -156,10 +157,20 @@ class WordPieceTokenizer:
         signature = [tf.TensorSpec([None], tf.string)]
         self._literal_starts = self._literal_start_tables() if self._matched_special_tokens else None
         always_exact = bool(self._matched_special_tokens) and self._literal_starts is None
-        self._tokenize_batch = tf.function(
-            (lambda text: self._tokenize_graph(text, False)[0]) if always_exact else self._tokenize_fast,
-            input_signature=signature,
+        self._retokenize_rows = tf.function(
+            self._retokenize_suspicious_rows,
+            input_signature=[
+                signature[0],
+                tf.RaggedTensorSpec([None, None], tf.int32, row_splits_dtype=tf.int64),
+                tf.TensorSpec([None], tf.bool),
+            ],
         )
+        if always_exact:
+            self._tokenize_batch = tf.function(
+                lambda text: self._tokenize_graph(text, False)[0], input_signature=signature
+            )
+        else:
+            self._tokenize_batch = self._tokenize_fast
         self._tokenize_batch_with_offsets = tf.function(
             lambda text: self._tokenize_graph(text, True), input_signature=signature
         )
@@ -294,12 +305,12 @@ class WordPieceTokenizer:
             raise ValueError(f"unit={unit!r}; use 'byte' or 'char'")
         ids, starts, ends = self._tokenize(inputs, with_offsets=True)
         if unit == "char":
-            text = tf.convert_to_tensor(inputs, tf.string)
+            text = _string_tensor(inputs)
             starts, ends = _bytes_to_chars(text, starts), _bytes_to_chars(text, ends)
         return ids, starts, ends
 
     def _tokenize(self, inputs, with_offsets):
-        text = tf.convert_to_tensor(inputs, tf.string)
+        text = _string_tensor(inputs)
         scalar = text.shape.rank == 0
         if scalar:
             text = text[tf.newaxis]
@@ -345,21 +356,49 @@ class WordPieceTokenizer:
                 second[pieces[1]] = True
             else:
                 second[:] = True
-        return tf.constant(first), tf.constant(second)
+        return first, second
 
     def _tokenize_fast(self, text):
-        """`_tokenize_graph(text, False)` that skips the regex scan and the long-word fix-up when a cheap test on
-        the ids shows that neither can change them: no [UNK] (the capped op makes [UNK] of every word that may be
-        too long), no sentinel id (a real noncharacter in the text) and no piece pair that begins a literal
-        special token. Other batches (a few in a hundred of real text) take the exact path."""
+        """`_tokenize_graph(text, False)` that skips the regex scan and the long-word fix-up for the rows where a
+        cheap test on the ids shows that neither can change them (`_suspicious_pieces`). Only the other rows
+        (about one in ten thousand of real text) take the exact path.
+
+        Eager calls run the two ops eagerly and the test in NumPy (here a `tf.function` call, or one eager op,
+        costs more than the test itself); the rare fix-up runs as a traced graph. Inside a graph (tf.data) the
+        same test runs as TensorFlow ops."""
         ids = self._wordpiece_capped.tokenize(self._normalizer.normalize(text))
-        flat = ids.flat_values
-        suspicious = tf.reduce_any(flat == self.unk_id) | tf.reduce_any(flat >= self.vocabulary_size)
-        if self._matched_special_tokens:
+        if tf.executing_eagerly():
+            suspicious = self._suspicious_pieces(ids.flat_values.numpy(), np)
+            if not suspicious.any():
+                return ids
+            return self._retokenize_rows(text, ids, tf.constant(suspicious))
+        suspicious = self._suspicious_pieces(ids.flat_values, tnp)
+        return tf.cond(
+            tf.reduce_any(suspicious),
+            lambda: self._retokenize_suspicious_rows(text, ids, suspicious),
+            lambda: ids,
+        )
+
+    def _suspicious_pieces(self, flat, xp):
+        """Marks the pieces after which the fast path may differ from the exact one: [UNK] (the capped op makes
+        [UNK] of every word that may be too long), a sentinel id (a real noncharacter in the text) and the first
+        piece of a pair that begins a literal special token (such a pair may straddle two rows: that only sends
+        one more row to the exact path). `xp` is NumPy or `tf.experimental.numpy`."""
+        suspicious = (flat == self.unk_id) | (flat >= self.vocabulary_size)
+        if self._literal_starts is not None:
             first, second = self._literal_starts
-            following = tf.concat([flat[1:], tf.zeros([1], flat.dtype)], axis=0)
-            suspicious |= tf.reduce_any(tf.gather(first, flat) & tf.gather(second, following))
-        return tf.cond(suspicious, lambda: self._tokenize_graph(text, False)[0], lambda: ids)
+            following = xp.concatenate([flat[1:], xp.zeros([1], flat.dtype)])
+            suspicious = suspicious | (xp.take(first, flat) & xp.take(second, following))
+        return suspicious
+
+    def _retokenize_suspicious_rows(self, text, ids, suspicious):
+        """The rows of `ids` holding a suspicious piece, retokenized by the exact path; the others kept."""
+        row_suspicious = tf.reduce_any(ids.with_flat_values(suspicious), axis=1)
+        exact_rows = tf.where(row_suspicious)[:, 0]
+        fast_rows = tf.where(~row_suspicious)[:, 0]
+        exact = self._tokenize_graph(tf.gather(text, exact_rows), False)[0]
+        merged = tf.concat([tf.gather(ids, fast_rows), exact], axis=0)
+        return tf.gather(merged, tf.argsort(tf.concat([fast_rows, exact_rows], axis=0)))
 
     def _mark_special_tokens(self, text):
         if not self._matched_special_tokens:
@@ -470,6 +509,17 @@ class WordPieceTokenizer:
         ids = self._wordpiece.tokenize(self._normalizer.normalize(text))
         ids, _, _ = self._limit_word_length(ids, None, None)
         return ids
+
+
+def _string_tensor(inputs):
+    """`tf.convert_to_tensor(inputs, tf.string)`; a list of Python strings goes the direct way (the general
+    conversion first scans the list for tensors: 3x slower, a few percent of tokenizing the batch)."""
+    if isinstance(inputs, (list, tuple)) and tf.executing_eagerly():
+        try:
+            return tf.constant(inputs, tf.string)
+        except (TypeError, ValueError):
+            pass
+    return tf.convert_to_tensor(inputs, tf.string)
 
 
 def _end_offsets(text, offset_map, normalized_ends):
