@@ -1,7 +1,7 @@
 """Fine-tuning benchmark (figure 2): the real all-MiniLM-L6-v2 fine-tuned for text classification by kbert (each
 Keras backend) and by Hugging Face transformers (PyTorch), same data and hyper-parameters, one run.
 
-    python bench/finetune.py [--limit N] [--backends tensorflow,jax,torch]      # every framework, one at a time
+    python bench/finetune.py [--limit N] [--backends tensorflow,jax,torch] [--keep DIR]  # all, one at a time
     python bench/finetune.py --framework hf|kbert [...]                           # one worker (prints one JSON line)
 
 Data: ../shared/data/wordnet_lexname (train.jsonl, dev.jsonl: WordNet glosses -> 45 lexicographer classes) when
@@ -50,16 +50,17 @@ def subset(train, dev, limit, folder):
     return paths
 
 
-def run_kbert(train, dev):
+def run_kbert(train, dev, keep=None):
     from kbert.training.finetuning import FinetuningConfig, finetune
 
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(keep, os.environ["KERAS_BACKEND"]) if keep else folder
         metrics = finetune(
             FinetuningConfig(
                 task="classify", init=minilm_dir(), train=train, dev=dev, out=out, seed=0, **HYPER
             )
         )
-    return {key: metrics[key] for key in ("train_seconds", "dev_accuracy", "dev_macro_f1")}
+    return {key: metrics[key] for key in ("train_seconds", "dev_seconds", "dev_accuracy", "dev_macro_f1")}
 
 
 def run_hf(train, dev):
@@ -149,6 +150,10 @@ def main():
     parser.add_argument(
         "--backends", default="tensorflow,jax,torch", help="kbert's backends, comma-separated"
     )
+    parser.add_argument(
+        "--keep",
+        help="keep each kbert run's fine-tuned model in KEEP/<backend> (e.g. a distillation teacher)",
+    )
     args = parser.parse_args()
     for path in (args.train, args.dev):
         if not os.path.isfile(path):
@@ -157,11 +162,13 @@ def main():
     if args.framework:
         with tempfile.TemporaryDirectory() as folder:
             train, dev = subset(args.train, args.dev, args.limit, folder)
-            result = (run_hf if args.framework == "hf" else run_kbert)(train, dev)
+            result = run_hf(train, dev) if args.framework == "hf" else run_kbert(train, dev, args.keep)
         print(json.dumps(result))
         return
 
     common = ["--train", args.train, "--dev", args.dev, "--limit", args.limit]
+    if args.keep:
+        common += ["--keep", os.path.abspath(args.keep)]
     rows = [{"framework": "hf", "backend": "torch"}]
     rows += [{"framework": "kbert", "backend": b} for b in args.backends.split(",") if b]
     for row in rows:

@@ -91,8 +91,9 @@ def parse_args(argv):
     parser.add_argument(
         "--jit",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="XLA-compile the training step on TensorFlow and JAX (default on).",
+        default=None,
+        help="XLA-compile the training step (default: on for JAX, and for TensorFlow with a GPU or TPU; off for "
+        "TensorFlow on CPU, where XLA is slower on batches of varying length; PyTorch: no effect).",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of shuffling, dropout and a fresh student.")
     parser.add_argument(

@@ -105,8 +105,9 @@ def parse_args(argv):
     add(
         "--jit",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="XLA-compile the training step on TensorFlow and JAX (default on).",
+        default=None,
+        help="XLA-compile the training step (default: on for JAX, and for TensorFlow with a GPU or TPU; off for "
+        "TensorFlow on CPU, where XLA is slower on batches of varying length; PyTorch: no effect).",
     )
     add("--seed", type=int, default=0, help="seed of shuffling, dropout and the new head.")
     add("--out", default="runs/finetune", help="output folder (default runs/finetune).")

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kbert.backend import varying_shape_jit
 from kbert.data.records import read_records
 from kbert.export.distill import Distiller
 from kbert.export.loading import saved_model_paths, wrap_model
@@ -64,7 +65,7 @@ class DistillationConfig:
     lr: float = 1e-4
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
-    jit: bool = True
+    jit: bool | None = None
     seed: int = 0
     out: str = "runs/distill"
 
@@ -218,7 +219,7 @@ def distill(config: DistillationConfig) -> dict:
         warmup = int(config.warmup_ratio * total_steps)
         distiller.compile(
             optimizer=create_optimizer("adamw", config.lr, warmup, total_steps, config.weight_decay),
-            jit_compile=config.jit and keras.config.backend() != "torch",
+            jit_compile=varying_shape_jit(config.jit),
         )
         verbose = 2 if os.environ.get("CI") else 1
         data = dataset(records, shuffle=True, labelled=labelled)
