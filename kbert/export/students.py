@@ -1,7 +1,8 @@
 """Students for distillation: smaller kbert task models built from a teacher, and views of a model's internals.
 
 `student_from_teacher` keeps the teacher's width and copies its embeddings, head and every k-th encoder block;
-`make_student` builds a named size (`kbert.BertConfig.named`), copied from the teacher where the widths allow.
+`make_student` builds a named size (`kbert.BertConfig.named`), copied from the teacher where the widths allow; a
+narrower student starts from the teacher's embeddings projected onto their principal directions.
 `with_internals` exposes the hidden states and attention probabilities a task model computes on the way to its
 outputs, without new weights: the distillation losses read them there.
 """
@@ -9,6 +10,7 @@ outputs, without new weights: the distillation losses read them there.
 import dataclasses
 
 import keras
+import numpy as np
 
 from kbert.config import BertConfig
 from kbert.layers import BertEmbeddings, BertEncoderBlock
@@ -144,7 +146,8 @@ def make_student(teacher, size="tiny", tokenizer=None, **overrides):
 
     The student keeps the teacher's vocabulary (or takes `tokenizer`'s), sequence length and numerics
     (`overrides` change any field). When its width, heads and feed-forward equal the teacher's, it is
-    `student_from_teacher` (every k-th block copied); otherwise it starts from a fresh initialisation.
+    `student_from_teacher` (every k-th block copied); otherwise its blocks start from a fresh initialisation and,
+    when it is narrower, its embeddings from the teacher's projected to its width (`_project_embeddings`).
     """
     check_task_model(teacher)
     teacher_config = teacher.backbone.config
@@ -168,7 +171,33 @@ def make_student(teacher, size="tiny", tokenizer=None, **overrides):
         "dtype": teacher.backbone.dtype_policy,
     }
     backbone = BertBackbone.from_bert_config(config, **flags)
-    return _attach_tokenizer(type(teacher).from_config(_task_config(teacher, backbone)), teacher, tokenizer)
+    student = type(teacher).from_config(_task_config(teacher, backbone))
+    if config.hidden_dim < teacher_config.hidden_dim:
+        _project_embeddings(student, teacher, tokenizer)
+    return _attach_tokenizer(student, teacher, tokenizer)
+
+
+def _project_embeddings(student, teacher, tokenizer=None):
+    """Starts a narrower student's embeddings from the teacher's, projected onto the top principal directions of
+    the teacher's token embeddings: token rows (those both vocabularies hold, with `tokenizer`), positions and
+    segments go through one projection, so the student's embedding sum is the projection of the teacher's. A
+    fresh student knows only the task's text; this one starts with the teacher's lexicon."""
+    source, target = teacher.backbone.embeddings, student.backbone.embeddings
+    tokens = keras.ops.convert_to_numpy(source.token_embedding.embeddings).astype(np.float64)
+    _, _, directions = np.linalg.svd(tokens - tokens.mean(axis=0), full_matrices=False)
+    projection = directions[: target.hidden_dim].T  # [teacher width, student width]
+    projected = (tokens @ projection).astype(np.float32)
+    variable = target.token_embedding.embeddings
+    if tokenizer is None:
+        variable.assign(projected)
+    else:
+        variable.assign(_token_embedding_rows(variable, projected, _teacher_tokenizer(teacher), tokenizer))
+    pairs = [(source.segment_embedding.embeddings, target.segment_embedding.embeddings)]
+    if source.position_embedding == target.position_embedding == "learned":
+        pairs.append((source.position_embeddings, target.position_embeddings))
+    for teacher_table, student_table in pairs:
+        table = keras.ops.convert_to_numpy(teacher_table).astype(np.float64) @ projection
+        student_table.assign(table[: student_table.shape[0]].astype(np.float32))
 
 
 def _same_layer(layer):
