@@ -110,6 +110,25 @@ def test_students_are_smaller(teacher):
     )
 
 
+def test_a_narrower_student_starts_from_the_teachers_projected_embeddings(teacher):
+    # One orthonormal projection P (the top principal directions of the teacher's token embeddings) maps every
+    # teacher embedding table to the student's: the student's embedding sum is the projection of the teacher's.
+    student = small_student(teacher)
+    source, target = teacher.backbone.embeddings, student.backbone.embeddings
+    tokens = to_numpy(source.token_embedding.embeddings).astype("float64")
+    projection, *_ = np.linalg.lstsq(tokens, to_numpy(target.token_embedding.embeddings), rcond=None)
+    np.testing.assert_allclose(projection.T @ projection, np.eye(target.hidden_dim), atol=1e-4)
+    np.testing.assert_allclose(tokens @ projection, to_numpy(target.token_embedding.embeddings), atol=1e-5)
+    for teacher_table, student_table in [
+        (source.position_embeddings, target.position_embeddings),
+        (source.segment_embedding.embeddings, target.segment_embedding.embeddings),
+    ]:
+        np.testing.assert_allclose(to_numpy(teacher_table) @ projection, to_numpy(student_table), atol=1e-5)
+    centred = tokens - tokens.mean(axis=0)
+    kept = np.linalg.norm(centred @ projection) ** 2 / np.linalg.norm(centred) ** 2
+    assert kept > 16 / 32  # the top half of the directions keep more than half of the variance
+
+
 # Default: the last block of each group of k (here k = 2: block 2, 1-based); or the blocks named (1-based).
 @pytest.mark.parametrize("layers, chosen", [(None, [1]), ([1], [0])])
 def test_layer_init_copies_the_chosen_teacher_layers(teacher, layers, chosen):
