@@ -21,14 +21,14 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import RESULTS, ratio  # noqa: E402
-from edge import THREADS, time_all  # noqa: E402
+from edge import THREADS, litert_factory, time_all  # noqa: E402
 
 GOALS = {"parameters": 4.0, "latency": 3.0, "accuracy_retained": 0.97}
 
 
 def export_files(name, folder, dev_records, seq_len, num_eval, workdir):
     """{row name: (runner factory, row)} for the model's dynamic and full int8 files."""
-    from kbert.export import ExportError, export_litert, interpreter, load_model
+    from kbert.export import ExportError, export_litert, load_model
 
     loaded = load_model(folder)
     entries = {}
@@ -43,12 +43,7 @@ def export_files(name, folder, dev_records, seq_len, num_eval, workdir):
             entries[f"{name} {quantization}"] = (None, {"error": str(error)[:300]})
             continue
         with open(path, "rb") as file:
-            flatbuffer = file.read()
-
-        def factory(threads, flatbuffer=flatbuffer):
-            runner = interpreter(flatbuffer, num_threads=threads).get_signature_runner()
-            return lambda example: runner(**example)
-
+            factory = litert_factory(file.read())
         row = {
             "parameters": int(loaded.model.count_params()),
             "shipped": report["shipped"],
@@ -74,17 +69,16 @@ def main():
     from kbert.export.litert import _token_examples
 
     dev_records = read_records(args.dev)
-    rows, runners, examples = {}, {}, {}
+    rows, runners = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for name, folder in (("teacher", args.teacher), ("student", args.student)):
             loaded, entries = export_files(name, folder, dev_records, args.seq_len, args.num_eval, workdir)
             # Every file is timed on the same real dev sentence, tokenized by its own model's tokenizer.
-            examples[name] = _token_examples(loaded, dev_records[:1], args.seq_len)[0]
+            example = _token_examples(loaded, dev_records[:1], args.seq_len)[0]
             for row_name, (factory, row) in entries.items():
                 rows[row_name] = row
                 if factory is not None:
                     multi, single = factory(THREADS), factory(1)
-                    example = examples[name]
                     runners[row_name] = (
                         lambda x, f=multi, e=example: f(e),
                         lambda x, f=single, e=example: f(e),

@@ -44,7 +44,7 @@ def minilm_dir():
 def kbert_files(folder, quantizations, seq_len, num_eval, quick):
     """Exports the embedder at each quantization; returns {name: (runner factory, row)}."""
     import kbert
-    from kbert.export import export_litert, interpreter
+    from kbert.export import export_litert
 
     embedder = kbert.BertEmbedder.from_preset(minilm_dir(), pooling="mean", normalize=True)
     entries = {}
@@ -75,12 +75,19 @@ def kbert_files(folder, quantizations, seq_len, num_eval, quick):
             ],
         }
 
-        def factory(threads, flatbuffer=flatbuffer):
-            runner = interpreter(flatbuffer, num_threads=threads).get_signature_runner()
-            return lambda example: runner(**example)
-
-        entries[f"kbert {quantization}"] = (factory, row)
+        entries[f"kbert {quantization}"] = (litert_factory(flatbuffer), row)
     return embedder, entries
+
+
+def litert_factory(flatbuffer):
+    """`factory(threads)` -> a function that runs the file's signature on one example dict."""
+    from kbert.export import interpreter
+
+    def factory(threads):
+        runner = interpreter(flatbuffer, num_threads=threads).get_signature_runner()
+        return lambda example: runner(**example)
+
+    return factory
 
 
 def onnxruntime_files(folder, seq_len):

@@ -196,8 +196,12 @@ def _project_embeddings(student, teacher, tokenizer=None):
     if source.position_embedding == target.position_embedding == "learned":
         pairs.append((source.position_embeddings, target.position_embeddings))
     for teacher_table, student_table in pairs:
-        table = keras.ops.convert_to_numpy(teacher_table).astype(np.float64) @ projection
-        student_table.assign(table[: student_table.shape[0]].astype(np.float32))
+        # Rows past the teacher's (a longer max_sequence_length override) keep their fresh initialisation.
+        table = keras.ops.convert_to_numpy(student_table).copy()
+        rows = min(len(table), teacher_table.shape[0])
+        teacher_rows = keras.ops.convert_to_numpy(teacher_table)[:rows].astype(np.float64)
+        table[:rows] = teacher_rows @ projection
+        student_table.assign(table)
 
 
 def _same_layer(layer):
