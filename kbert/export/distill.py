@@ -144,7 +144,10 @@ class Distiller(keras.Model):
             `x` is `{"teacher": inputs, "student": inputs}`, the same texts tokenized by each. Classifiers and
             embedders only, and no hidden or attention loss: their tokens do not line up.
 
-    Data: `x` the models' inputs (`token_ids`, `segment_ids`, `padding_mask`), `y` the labels or None. Logged
+    Data: `x` the models' inputs (`token_ids`, `segment_ids`, `padding_mask`), `y` the labels or None. With
+    output losses only, `x` may instead be `{"student": inputs, "teacher_outputs": outputs}`: the teacher's
+    outputs computed once (`teacher.predict`), so the epochs skip its forward pass (several times the
+    student's cost for a small student); the losses are the same, as the teacher runs without dropout. Logged
     metrics: `soft_loss`, and as configured `hard_loss`, `accuracy` (the student's, on the labels),
     `teacher_agreement` (argmax agreement), `cosine` (embedders), `hidden_loss`, `attention_loss`.
 
@@ -260,7 +263,15 @@ class Distiller(keras.Model):
         return projection
 
     def split_inputs(self, inputs):
-        """(teacher inputs, student inputs): `inputs` twice, or its "teacher" and "student" parts."""
+        """(teacher inputs, student inputs): `inputs` twice, or its "teacher" and "student" parts; the teacher's
+        are None when `inputs` carries precomputed "teacher_outputs"."""
+        if isinstance(inputs, dict) and set(inputs) == {"student", "teacher_outputs"}:
+            if self.hidden_weight or self.attention_weight:
+                raise ValueError(
+                    "precomputed teacher_outputs serve the output loss only; the hidden and attention losses "
+                    "need the teacher run on the inputs: give x = {'teacher': ..., 'student': ...} or inputs"
+                )
+            return None, inputs["student"]
         if not self.separate_inputs:
             return inputs, inputs
         if not isinstance(inputs, dict) or set(inputs) != {"teacher", "student"}:
@@ -273,7 +284,10 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=False):
         teacher_inputs, student_inputs = self.split_inputs(inputs)
-        teacher = self.teacher_internals(teacher_inputs, training=False)
+        if teacher_inputs is None:
+            teacher = {"outputs": inputs["teacher_outputs"]}
+        else:
+            teacher = self.teacher_internals(teacher_inputs, training=False)
         teacher = keras.tree.map_structure(ops.stop_gradient, teacher)
         return {"teacher": teacher, "student": self.student_internals(student_inputs, training=training)}
 
@@ -289,7 +303,8 @@ class Distiller(keras.Model):
         elif isinstance(x, dict):  # arrays: checked once here, like the task models' own fit
             self.check_batch(x, y)
             teacher_inputs, student_inputs = self.split_inputs(x)
-            self.teacher._check_inputs(teacher_inputs)
+            if teacher_inputs is not None:
+                self.teacher._check_inputs(teacher_inputs)
             self.student._check_inputs(student_inputs)
         return super().fit(x, y, **kwargs)
 

@@ -21,7 +21,13 @@ from kbert.models import BertClassifier
 from kbert.models.checks import INPUT_KEYS
 from kbert.text import SegmentPacker, WordPieceTokenizer, learn_vocabulary
 from kbert.training.checkpoints import save_model, write_json
-from kbert.training.finetuning import batches, classification_metrics
+from kbert.training.finetuning import (
+    batches,
+    classification_metrics,
+    length_groups,
+    padded_length,
+    predict_windows,
+)
 from kbert.training.optimizers import create_optimizer
 
 
@@ -91,10 +97,6 @@ def read_texts(path):
     return [{"text": text, "text_pair": None} for text in texts]
 
 
-# Paired batches are cut to their longest row rounded up to this: few distinct shapes for XLA to compile.
-PAD_MULTIPLE = 8
-
-
 def learn_student_tokenizer(records, vocabulary_size, teacher_tokenizer):
     """A `WordPieceTokenizer` with a vocabulary of about `vocabulary_size` learned on the records' texts,
     normalising text as the teacher's tokenizer does."""
@@ -105,33 +107,36 @@ def learn_student_tokenizer(records, vocabulary_size, teacher_tokenizer):
     )
 
 
-def paired_batches(teacher_packed, student_packed, labels, batch_size, shuffle, seed):
-    """A `tf.data.Dataset` of `({"teacher": x, "student": x}, y)`: the same examples tokenized for each model,
-    in batches of similar lengths, each side cut to its longest (a multiple of 8), as `batches` does."""
-    teacher_lengths = teacher_packed["padding_mask"].sum(axis=1)
-    student_lengths = student_packed["padding_mask"].sum(axis=1)
-    order = np.argsort(np.maximum(teacher_lengths, student_lengths), kind="stable")
-    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+def distillation_batches(parts, labels, batch_size, shuffle, seed):
+    """A `tf.data.Dataset` of `(x, y)` for the `Distiller`: `x` holds the same examples from each of `parts`.
+
+    `parts` maps a name to packed inputs (`token_ids`, `segment_ids`, `padding_mask` [examples, seq_len]: each
+    cut to its batch's longest, rounded up as fine-tuning's `batches` does) or to an array [examples, ...] (taken
+    whole, e.g. precomputed "teacher_outputs"). Batches group similar lengths (the longest of the packed parts),
+    drawn anew each epoch when `shuffle` (see `kbert.training.finetuning.length_groups`).
+    """
+    packed = {name: part for name, part in parts.items() if isinstance(part, dict)}
+    arrays = {name: np.asarray(part, np.float32) for name, part in parts.items() if name not in packed}
+    lengths = {name: part["padding_mask"].sum(axis=1) for name, part in packed.items()}
+    longest = np.max(np.stack(list(lengths.values())), axis=0)
     labels = np.asarray(labels, np.int32)
     rng = np.random.default_rng(seed)
 
-    def cut(packed, lengths, group):
-        length = -(-int(lengths[group].max()) // PAD_MULTIPLE) * PAD_MULTIPLE
-        return {key: value[group, :length] for key, value in packed.items()}
-
     def generate():
-        for index in rng.permutation(len(groups)) if shuffle else range(len(groups)):
-            group = groups[index]
-            x = {
-                "teacher": cut(teacher_packed, teacher_lengths, group),
-                "student": cut(student_packed, student_lengths, group),
-            }
+        for group in length_groups(longest, batch_size, rng if shuffle else None):
+            x = {name: array[group] for name, array in arrays.items()}
+            for name, part in packed.items():
+                length = padded_length(lengths[name][group].max())
+                x[name] = {key: value[group, :length] for key, value in part.items()}
             yield x, labels[group]
 
-    spec = {key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}
-    signature = ({"teacher": spec, "student": spec}, tf.TensorSpec([None], tf.int32))
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(groups))).prefetch(tf.data.AUTOTUNE)
+    spec = {name: {key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS} for name in packed}
+    spec.update({name: tf.TensorSpec([None, *a.shape[1:]], tf.float32) for name, a in arrays.items()})
+    dataset = tf.data.Dataset.from_generator(
+        generate, output_signature=(spec, tf.TensorSpec([None], tf.int32))
+    )
+    steps = -(-len(longest) // batch_size)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
 
 
 def load_teacher(path, vocabulary=None):
@@ -203,16 +208,8 @@ def distill(config: DistillationConfig) -> dict:
                 f"seq_len={config.seq_len} > max_sequence_length {model.backbone.config.max_sequence_length}"
             )
 
-    def dataset(records, shuffle, labelled=True, model_tokenizer=None):
-        """Batches for one model (`model_tokenizer`), or for the distiller (both tokenizations if they differ)."""
-        labels = np.asarray([label_ids[str(r["label"])] if labelled else 0 for r in records], np.int32)
-        packed = encode(records, model_tokenizer or tokenizer, config.seq_len)
-        if model_tokenizer is None and separate_inputs:
-            student_packed = encode(records, student_tokenizer, config.seq_len)
-            data = paired_batches(packed, student_packed, labels, config.batch_size, shuffle, config.seed)
-        else:
-            data = batches(packed, labels, config.batch_size, shuffle, config.seed)
-        return data if labelled else data.map(lambda x, y: x)
+    def label_array(records, labelled=True):
+        return np.asarray([label_ids[str(r["label"])] if labelled else 0 for r in records], np.int32)
 
     def train(distiller, records, epochs, labelled=True):
         total_steps = -(-len(records) // config.batch_size) * epochs
@@ -221,14 +218,28 @@ def distill(config: DistillationConfig) -> dict:
             optimizer=create_optimizer("adamw", config.lr, warmup, total_steps, config.weight_decay),
             jit_compile=varying_shape_jit(config.jit),
         )
+        labels = label_array(records, labelled)
+        teacher_packed = encode(records, tokenizer, config.seq_len)
+        if distiller.hidden_weight or distiller.attention_weight:  # the teacher runs in every step
+            data = batches(teacher_packed, labels, config.batch_size, True, config.seed)
+        else:  # output losses only: the teacher's outputs once, not in every step of every epoch
+            student_packed = teacher_packed
+            if separate_inputs:
+                student_packed = encode(records, student_tokenizer, config.seq_len)
+            outputs = np.stack(predict_windows(teacher, teacher_packed, config.batch_size))
+            parts = {"student": student_packed, "teacher_outputs": outputs}
+            data = distillation_batches(parts, labels, config.batch_size, True, config.seed)
+        if not labelled:
+            data = data.map(lambda x, y: x)
         verbose = 2 if os.environ.get("CI") else 1
-        data = dataset(records, shuffle=True, labelled=labelled)
         history = distiller.fit(data, epochs=epochs, shuffle=False, verbose=verbose).history
         return {name: float(values[-1]) for name, values in history.items()}
 
     def evaluate(model, records, model_tokenizer):
+        packed = encode(records, model_tokenizer, config.seq_len)
+        data = batches(packed, label_array(records), config.batch_size, False, config.seed)
         predicted, labels = [], []
-        for x, y in dataset(records, shuffle=False, model_tokenizer=model_tokenizer).as_numpy_iterator():
+        for x, y in data.as_numpy_iterator():
             predicted.append(keras.ops.convert_to_numpy(model.predict_on_batch(x)).argmax(-1))
             labels.append(y)
         return classification_metrics(np.concatenate(labels), np.concatenate(predicted), len(label_names))

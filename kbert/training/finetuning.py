@@ -71,12 +71,33 @@ class FinetuningConfig:
     out: str = "runs/finetune"
 
 
-def _length_groups(lengths, batch_size):
-    order = np.argsort(lengths, kind="stable")
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+# Shuffled batches are drawn from pools of this many batches' worth of examples (see `length_groups`).
+POOL_BATCHES = 50
 
 
-def _padded(length):
+def length_groups(lengths, batch_size, rng=None):
+    """Example indices in groups of `batch_size` (the last may be short) of similar lengths.
+
+    Without `rng` (prediction): all examples sorted by length and cut in order, the least padding. With `rng`
+    (training): a random permutation cut into pools of `POOL_BATCHES` batches, each pool sorted by length and
+    cut into batches, the batches in random order; each call gives every example new batch companions at
+    nearly the same padding (as Hugging Face's `group_by_length`). Either way ceil(examples / batch_size)
+    groups.
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    order, pool, groups = rng.permutation(len(lengths)), POOL_BATCHES * batch_size, []
+    for start in range(0, len(order), pool):
+        members = order[start : start + pool]
+        members = members[np.argsort(lengths[members], kind="stable")]
+        groups += [members[first : first + batch_size] for first in range(0, len(members), batch_size)]
+    return [groups[index] for index in rng.permutation(len(groups))]
+
+
+def padded_length(length):
+    """`length` rounded up to this backend's `PAD_MULTIPLE` (few distinct shapes to compile)."""
     multiple = PAD_MULTIPLE.get(keras.config.backend(), 8)
     return -(-int(length) // multiple) * multiple
 
@@ -95,20 +116,18 @@ def batches(packed, labels, batch_size, shuffle, seed):
             seq_len] for k texts per example (embedding pairs), yielded as [batch x k, length] rows, the texts of
             an example next to each other.
         labels: an array [examples], or [examples, seq_len] (per token: cut with the inputs), or a dict of them.
-        shuffle: visit the batches in a new random order each epoch (drawn from `seed`).
+        shuffle: new batches each epoch, in random order (drawn from `seed`; see `length_groups`); else the
+            examples sorted by length.
     """
     lengths = _real_lengths(packed)
-    groups = _length_groups(lengths, batch_size)
     labels = keras.tree.map_structure(
         lambda a: np.asarray(a, np.float32 if np.asarray(a).dtype.kind == "f" else np.int32), labels
     )
     rng = np.random.default_rng(seed)
 
     def generate():
-        sequence = rng.permutation(len(groups)) if shuffle else range(len(groups))
-        for group_index in sequence:
-            group = groups[group_index]
-            length = _padded(lengths[group].max())
+        for group in length_groups(lengths, batch_size, rng if shuffle else None):
+            length = padded_length(lengths[group].max())
             x = {key: value[group, ..., :length] for key, value in packed.items()}
             x = {key: value.reshape(-1, value.shape[-1]) for key, value in x.items()}
             y = keras.tree.map_structure(lambda a: a[group, :length] if a.ndim == 2 else a[group], labels)  # noqa: B023
@@ -121,7 +140,7 @@ def batches(packed, labels, batch_size, shuffle, seed):
         lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), labels
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, label_spec))
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(groups))).prefetch(tf.data.AUTOTUNE)
+    return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(lengths) // batch_size))).prefetch(tf.data.AUTOTUNE)
 
 
 def predict_windows(model, packed, batch_size):
@@ -130,8 +149,8 @@ def predict_windows(model, packed, batch_size):
     batch's padded length, at least the window's real tokens)."""
     lengths = _real_lengths(packed)
     outputs = [None] * len(lengths)
-    for group in _length_groups(lengths, batch_size):
-        length = _padded(lengths[group].max())
+    for group in length_groups(lengths, batch_size):
+        length = padded_length(lengths[group].max())
         # A short last batch repeats its first row: one batch shape per length, one XLA compilation.
         rows = np.concatenate([group, np.repeat(group[:1], batch_size - len(group))])
         batch = model.predict_on_batch({key: value[rows, :length] for key, value in packed.items()})

@@ -284,6 +284,26 @@ def test_a_student_with_its_own_vocabulary_reads_its_own_inputs(teacher):
         Distiller(tagger, student_from_teacher(tagger, 1), separate_inputs=True)
 
 
+def test_precomputed_teacher_outputs_give_the_same_losses_and_train(teacher):
+    """x = {"student", "teacher_outputs"}: the epochs skip the teacher's forward pass, the losses are unchanged."""
+    student = student_from_teacher(teacher, num_layers=1)
+    x, y = class_data(count=8)
+    distiller = Distiller(teacher, student)
+    live_terms, live_metrics = to_numpy(distiller.loss_terms(x, y, distiller(x, training=False)))
+    cached = {"student": x, "teacher_outputs": to_numpy(teacher.predict(x, verbose=0))}
+    terms, metrics = to_numpy(distiller.loss_terms(cached, y, distiller(cached, training=False)))
+    assert live_terms["soft_loss"] > 1e-3  # the 1-layer student differs from the teacher
+    for name in live_terms:
+        np.testing.assert_allclose(terms[name], live_terms[name], rtol=1e-5, atol=1e-6)
+    assert metrics["teacher_agreement"] == live_metrics["teacher_agreement"]
+
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = distiller.fit(cached, y, epochs=2, batch_size=4, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    with pytest.raises(ValueError, match="precomputed teacher_outputs serve the output loss only"):
+        Distiller(teacher, student_from_teacher(teacher, 1), hidden_weight=1.0).fit(cached, y, verbose=0)
+
+
 def test_student_vocabulary_starts_from_the_teachers_shared_token_rows(vocab_path):
     from tests.export.conftest import tiny_task
 
