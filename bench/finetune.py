@@ -193,9 +193,8 @@ def main():
             f"{row['framework'] + ' (' + row['backend'] + ')':24s} {row['train_seconds']:9.0f} "
             f"{speedup or 0:6.2f}x {row['dev_accuracy']:8.4f} {row['dev_macro_f1']:9.4f}"
         )
-    print(
-        f"wrote {write_json('finetune', {'hyper_parameters': {**HYPER, **HYPER_HF}, 'limit': args.limit, 'rows': rows})}"
-    )
+    results = {"hyper_parameters": {**HYPER, **HYPER_HF}, "limit": args.limit, "rows": rows}
+    print(f"wrote {write_json('finetune', results)}")
 
 
 if __name__ == "__main__":

@@ -140,7 +140,8 @@ def batches(packed, labels, batch_size, shuffle, seed):
         lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), labels
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, label_spec))
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(lengths) // batch_size))).prefetch(tf.data.AUTOTUNE)
+    steps = -(-len(lengths) // batch_size)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
 
 
 def predict_windows(model, packed, batch_size):
