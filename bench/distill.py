@@ -84,8 +84,8 @@ def main():
                         lambda x, f=single, e=example: f(e),
                     )
         timings = time_all(runners, None, rounds=args.rounds)
-    for name, (latency, cpu) in timings.items():
-        rows[name].update(latency_ms=latency, cpu_ms_1_thread=cpu)
+    for name, timing in timings.items():
+        rows[name].update(timing)
 
     metrics_path = os.path.join(os.path.dirname(os.path.abspath(args.student)), "metrics.json")
     keras_accuracy = {}
