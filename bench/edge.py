@@ -180,8 +180,9 @@ def time_all(runners, example, rounds, block=10, settle=0.05):
     THREADS threads and then one call with 1 thread. Returned per runtime:
       latency_ms       steady state: the consecutive calls after the first (what LiteRT's benchmark_model and
                        onnxruntime_perf_test time);
-      first_call_ms    the first call after the pause, its worker threads asleep (on a VM, waking the second
-                       vCPU costs LiteRT's thread pool several ms; a 1-thread call pays nothing);
+      first_call_ms    the first call after the pause, its worker threads asleep (a process that pauses 30-50 ms
+                       before every call and does nothing else measured LiteRT's 2-thread dynamic int8 at
+                       12.5-13 ms against 6.2-6.8 ms back to back; between this bench's calls the gap is smaller);
       cpu_ms_1_thread  the calling thread's CPU time of the 1-thread call, which a busy machine disturbs less.
     """
     for multi, single in runners.values():  # warm-up: first-call allocations and caches
