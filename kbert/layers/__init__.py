@@ -1,6 +1,7 @@
-"""BERT's layers: embeddings, self-attention, the encoder block, pooler and pretraining heads."""
+"""BERT's layers: embeddings, self-attention, dropout, the encoder block, pooler and pretraining heads."""
 
 from kbert.layers.attention import MultiHeadSelfAttention
+from kbert.layers.dropout import Dropout
 from kbert.layers.embeddings import BertEmbeddings
 from kbert.layers.encoder import BertEncoderBlock
 from kbert.layers.heads import BertPooler, MaskedLMHead
@@ -10,6 +11,7 @@ __all__ = [
     "BertEmbeddings",
     "BertEncoderBlock",
     "BertPooler",
+    "Dropout",
     "MaskedLMHead",
     "MultiHeadSelfAttention",
     "bert_initializer",

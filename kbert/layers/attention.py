@@ -8,6 +8,7 @@ import math
 import keras
 from keras import ops
 
+from kbert.layers.dropout import Dropout
 from kbert.layers.initializers import bert_initializer
 
 # Added to the logits of padded keys on the explicit path. Large enough that exp() underflows to exactly 0
@@ -52,7 +53,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.key = dense("key")
         self.value = dense("value")
         self.output_dense = dense("output")
-        self.dropout_layer = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy, name="dropout")
+        self.dropout_layer = Dropout(attention_dropout, dtype=self.dtype_policy, name="dropout")
 
     def build(self, hidden_states_shape, attention_mask_shape=None):
         for layer in (self.query, self.key, self.value, self.output_dense):

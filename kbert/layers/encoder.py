@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kbert.layers.attention import MultiHeadSelfAttention
+from kbert.layers.dropout import Dropout
 from kbert.layers.initializers import bert_initializer, get_activation
 
 
@@ -45,9 +46,7 @@ class BertEncoderBlock(keras.layers.Layer):
         self.attention = MultiHeadSelfAttention(
             hidden_dim, num_heads, attention_dropout, initializer_range, dtype=policy, name="attention"
         )
-        self.attention_dropout_layer = keras.layers.Dropout(
-            dropout, dtype=policy, name="attention_output_dropout"
-        )
+        self.attention_dropout_layer = Dropout(dropout, dtype=policy, name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="attention_layer_norm"
         )
@@ -61,7 +60,7 @@ class BertEncoderBlock(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(
             hidden_dim, kernel_initializer=initializer, dtype=policy, name="output"
         )
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=policy, name="output_dropout")
+        self.output_dropout = Dropout(dropout, dtype=policy, name="output_dropout")
         self.output_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="output_layer_norm"
         )

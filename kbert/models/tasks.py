@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kbert.layers import bert_initializer
+from kbert.layers import Dropout, bert_initializer
 from kbert.models.base import KbertTask
 
 
@@ -23,16 +23,12 @@ class LogitsTask(KbertTask):
 
     def __init__(self, backbone, num_classes, dropout=None, **kwargs):
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"num_classes must be a positive integer, got {num_classes!r}"
-            )
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         dropout = backbone.config.dropout if dropout is None else dropout
         dtype = kwargs.pop("dtype", backbone.dtype_policy)
 
         # === Layers ===
-        dropout_layer = keras.layers.Dropout(
-            dropout, dtype=dtype, name="classifier_dropout"
-        )
+        dropout_layer = Dropout(dropout, dtype=dtype, name="classifier_dropout")
         output_dense = _logits_dense(backbone, num_classes, "logits", dtype)
 
         # === Functional wiring ===
@@ -92,9 +88,7 @@ class BertTokenClassifier(LogitsTask):
     IGNORE_LABEL = -100
 
     def _default_loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=self.IGNORE_LABEL
-        )
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=self.IGNORE_LABEL)
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -110,9 +104,7 @@ class BertQuestionAnswerer(KbertTask):
         dtype = kwargs.pop("dtype", backbone.dtype_policy)
 
         # === Layers ===
-        span_head = SpanHead(
-            backbone.config.initializer_range, dtype=dtype, name="span_head"
-        )
+        span_head = SpanHead(backbone.config.initializer_range, dtype=dtype, name="span_head")
 
         # === Functional wiring ===
         inputs = self.backbone_inputs()
@@ -129,9 +121,7 @@ class BertQuestionAnswerer(KbertTask):
 
     def _default_loss(self):
         return {
-            "start_logits": keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True
-            ),
+            "start_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             "end_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         }
 
@@ -207,12 +197,8 @@ class BertEmbedder(KbertTask):
         else:
             sequence = features["sequence_output"]
             if pooling == "concat_last_4":
-                sequence = keras.layers.Concatenate(axis=-1, dtype=dtype)(
-                    features["hidden_states"][-4:]
-                )
-            embedding = MaskedMeanPooling(dtype=dtype, name="mean_pooling")(
-                sequence, inputs["padding_mask"]
-            )
+                sequence = keras.layers.Concatenate(axis=-1, dtype=dtype)(features["hidden_states"][-4:])
+            embedding = MaskedMeanPooling(dtype=dtype, name="mean_pooling")(sequence, inputs["padding_mask"])
         if normalize:
             embedding = L2Normalize(dtype=dtype, name="l2_normalize")(embedding)
         super().__init__(inputs=inputs, outputs=embedding, dtype=dtype, **kwargs)
@@ -241,9 +227,7 @@ class MaskedMeanPooling(keras.layers.Layer):
     def call(self, sequence, padding_mask):
         mask = ops.cast(padding_mask, "float32")[:, :, None]
         total = ops.sum(ops.cast(sequence, "float32") * mask, axis=1)
-        return ops.cast(
-            total / ops.maximum(ops.sum(mask, axis=1), 1e-9), self.compute_dtype
-        )
+        return ops.cast(total / ops.maximum(ops.sum(mask, axis=1), 1e-9), self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="kbert")
