@@ -8,7 +8,8 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(REPO, "bench", "results")
+# Where results go: bench/results, or the --out folder of bench/run.py (passed to the scripts it starts).
+RESULTS = os.environ.get("KBERT_BENCH_RESULTS") or os.path.join(REPO, "bench", "results")
 
 
 def training_flops_per_step(
@@ -89,9 +90,10 @@ def matmul_peak_gflops(size=2048, repeats=7):
     return max(best.values()), best
 
 
-def write_json(name, payload):
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{name}.json")
+def write_json(name, payload, folder=None):
+    folder = folder or RESULTS
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.json")
     with open(path + ".tmp", "w", encoding="utf-8") as file:
         json.dump(payload, file, indent=2)
     os.replace(path + ".tmp", path)

@@ -1,6 +1,6 @@
-"""kbert against its peers, side by side in one run on this machine: `python bench/run.py [--quick] [--only GROUP]`.
+"""kbert against its peers, side by side in one run on this machine: `python bench/run.py [--quick] [--only GROUP] [--out bench/results]`.
 
-Groups (each writes bench/results/GROUP.json):
+Groups (each writes GROUP.json, and charts, to --out, default bench/results):
   train      figure 1: pretraining-step tokens/s and MFU, L4/H256/A4/I1024, vocabulary 30522, batch 16, for kbert
              and KerasHub on each Keras backend and Hugging Face transformers (PyTorch, with and without
              torch.compile); seq 128 and 512, fp32 and bf16 (--quick: seq 128, fp32, each backend once).
@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import matmul_peak_gflops, median, ratio, run_json, training_flops_per_step, write_json  # noqa: E402
+from common import RESULTS, matmul_peak_gflops, median, ratio, run_json, training_flops_per_step, write_json  # noqa: E402
 from train_step import CONFIG  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -144,7 +144,7 @@ def train_table(rows):
         )
         if best_kbert and best_peer:
             lines.append(
-                f"\nseq {seq_len}: best kbert {label(best_kbert)} {best_kbert['dtype']} / best peer "
+                f"\nseq {seq_len}: best: {label(best_kbert)} {best_kbert['dtype']} / best peer "
                 f"{label(best_peer)} {best_peer['dtype']} = "
                 f"{best_kbert['tokens_per_second'] / best_peer['tokens_per_second']:.2f}x"
             )
@@ -179,7 +179,12 @@ def main():
     parser.add_argument(
         "--repeats", type=int, default=None, help="runs per configuration (default 1 quick, 3 full)"
     )
+    parser.add_argument(
+        "--out", default=RESULTS, help="folder for the JSON files and charts (default bench/results)"
+    )
     args = parser.parse_args()
+    out = os.path.abspath(args.out)
+    os.environ["KBERT_BENCH_RESULTS"] = out  # the group scripts started below write there too
     groups = (
         [args.only]
         if args.only
@@ -195,18 +200,19 @@ def main():
         rows = run_train(args.quick, args.repeats or (1 if args.quick else 3), peak)
         table = train_table(rows)
         print("\n" + table)
-        write_json("train", {"machine": machine, "matmul_peak_gflops": peak, "rows": rows, "table": table})
-        train_chart(rows, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train.png"))
+        path = write_json(
+            "train", {"machine": machine, "matmul_peak_gflops": peak, "rows": rows, "table": table}, out
+        )
+        train_chart(rows, os.path.join(out, "train.png"))
+        print(f"wrote {path} and train.png")
     if "finetune" in groups:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
         subprocess.call([sys.executable, script, *(["--limit", "3200"] if args.quick else [])])
     for group in ("tokenizer", "edge"):
         if group in groups:
-            result = run_json(f"{group}.py", ["--quick"] if args.quick else [])
-            print(
-                f"\n{group}: "
-                + ("failed\n" + result["error"] if "error" in result else "bench/results/" + group + ".json")
-            )
+            output = os.path.join(out, f"{group}.json")
+            result = run_json(f"{group}.py", [*(["--quick"] if args.quick else []), "--output", output])
+            print(f"\n{group}: " + ("failed\n" + result["error"] if "error" in result else output))
 
 
 if __name__ == "__main__":

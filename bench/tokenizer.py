@@ -25,7 +25,7 @@ import tensorflow_text as tf_text  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import REPO, median  # noqa: E402
+from common import REPO, RESULTS, median  # noqa: E402
 
 from kbert import data  # noqa: E402
 from kbert.text import WordPieceTokenizer  # noqa: E402
@@ -49,7 +49,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 lines, 1 round")
     parser.add_argument("--lines", type=int, default=None, help="use the first N lines")
-    parser.add_argument("--output", default=os.path.join(REPO, "bench", "results", "tokenizer.json"))
+    parser.add_argument("--output", default=os.path.join(RESULTS, "tokenizer.json"))
     args = parser.parse_args()
 
     if os.path.isfile(SHARED_TEXT):
