@@ -8,8 +8,9 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Where results go: bench/results, or the --out folder of bench/run.py (passed to the scripts it starts).
-RESULTS = os.environ.get("KBERT_BENCH_RESULTS") or os.path.join(REPO, "bench", "results")
+RESULTS = os.path.join(
+    REPO, "bench", "results"
+)  # the default of bench/run.py --out and of each script's --output
 
 
 def training_flops_per_step(
@@ -90,10 +91,10 @@ def matmul_peak_gflops(size=2048, repeats=7):
     return max(best.values()), best
 
 
-def write_json(name, payload, folder=None):
-    folder = folder or RESULTS
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{name}.json")
+def write_json(payload, path):
+    """Writes `payload` as JSON to `path` (its folder created), replacing the file only once complete. As
+    `kbert.training.checkpoints.write_json`, without importing Keras into the process that starts the benchmarks."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as file:
         json.dump(payload, file, indent=2)
     os.replace(path + ".tmp", path)

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import REPO, ratio, run_json, write_json  # noqa: E402
+from common import REPO, RESULTS, ratio, run_json, write_json  # noqa: E402
 
 SHARED = os.path.join(REPO, "..", "shared", "data", "wordnet_lexname")
 HYPER = dict(epochs=1, batch_size=32, lr=1e-4, weight_decay=0.01, warmup_ratio=0.06, seq_len=64)
@@ -160,6 +160,7 @@ def main():
         "--keep",
         help="keep each kbert run's fine-tuned model in KEEP/<backend> (e.g. a distillation teacher)",
     )
+    parser.add_argument("--output", default=os.path.join(RESULTS, "finetune.json"))
     args = parser.parse_args()
     for path in (args.train, args.dev):
         if not os.path.isfile(path):
@@ -194,7 +195,7 @@ def main():
             f"{speedup or 0:6.2f}x {row['dev_accuracy']:8.4f} {row['dev_macro_f1']:9.4f}"
         )
     results = {"hyper_parameters": {**HYPER, **HYPER_HF}, "limit": args.limit, "rows": rows}
-    print(f"wrote {write_json('finetune', results)}")
+    print(f"wrote {write_json(results, args.output)}")
 
 
 if __name__ == "__main__":

@@ -184,7 +184,6 @@ def main():
     )
     args = parser.parse_args()
     out = os.path.abspath(args.out)
-    os.environ["KBERT_BENCH_RESULTS"] = out  # the group scripts started below write there too
     groups = (
         [args.only]
         if args.only
@@ -201,13 +200,17 @@ def main():
         table = train_table(rows)
         print("\n" + table)
         path = write_json(
-            "train", {"machine": machine, "matmul_peak_gflops": peak, "rows": rows, "table": table}, out
+            {"machine": machine, "matmul_peak_gflops": peak, "rows": rows, "table": table},
+            os.path.join(out, "train.json"),
         )
         train_chart(rows, os.path.join(out, "train.png"))
         print(f"wrote {path} and train.png")
     if "finetune" in groups:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
-        subprocess.call([sys.executable, script, *(["--limit", "3200"] if args.quick else [])])
+        output = os.path.join(out, "finetune.json")
+        subprocess.call(
+            [sys.executable, script, *(["--limit", "3200"] if args.quick else []), "--output", output]
+        )
     for group in ("tokenizer", "edge"):
         if group in groups:
             output = os.path.join(out, f"{group}.json")
