@@ -3,7 +3,7 @@
 Inside an XLA function, `keras.layers.Dropout` on TensorFlow calls `tf.nn.experimental.stateless_dropout`, whose
 auto-selected random algorithm XLA's CPU backend compiles to a slow path: the masks of one encoder block (three
 [16, 128, 256] and one [16, 4, 128, 128] tensor) take 357 ms there against 10 ms with the threefry algorithm and
-7 ms with JAX's default threefry keys. The L4/H256 MLM step (batch 16, seq 128, 2 cores) goes from 450-460 to
+7 ms with JAX's default threefry keys. The L4/H256 MLM step (batch 16, seq 128, 2 cores) goes from 450-495 to
 390-394 ms (no dropout at all: 383-388 ms). Outside XLA (graph mode) threefry has no kernel and the default is fast
 (15 ms), so it is kept there, as are JAX's and PyTorch's dropout (an `unsafe_rbg` key on JAX was 4x slower than
 threefry). The mask is still drawn from the layer's SeedGenerator: runs stay reproducible from a seed and resume
