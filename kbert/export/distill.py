@@ -15,6 +15,7 @@ Student block i (1-based) is mapped onto teacher block `layer_map[i - 1]`, by de
 import keras
 from keras import ops
 
+from kbert.backend import sparse_cross_entropy
 from kbert.export.students import check_task_model, last_of_each_group, with_internals
 from kbert.models import BertClassifier, BertEmbedder, BertQuestionAnswerer, BertTokenClassifier
 
@@ -45,9 +46,7 @@ def cross_entropy(labels, logits, mask=None):
     if mask is not None:
         # Ignored rows (label -100) gather a valid class; the mask drops them from the mean.
         labels = ops.where(ops.cast(mask, "bool"), labels, 0)
-    per_row = keras.losses.sparse_categorical_crossentropy(
-        labels, ops.cast(logits, "float32"), from_logits=True
-    )
+    per_row = sparse_cross_entropy(labels, logits)
     return ops.mean(per_row) if mask is None else _masked_mean(per_row, mask)
 
 

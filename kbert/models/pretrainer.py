@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kbert.backend import concrete_value
+from kbert.backend import concrete_value, sparse_cross_entropy
 from kbert.layers import MaskedLMHead, bert_initializer
 from kbert.models.base import KbertTask
 
@@ -101,7 +101,7 @@ class BertPretrainer(KbertTask):
         weights = ops.cast(y["mlm_weights"], "float32")
         logits = ops.cast(y_pred["mlm_logits"], "float32")
         labels = ops.cast(y["mlm_ids"], "int32")
-        per_token = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        per_token = sparse_cross_entropy(labels, logits)
         total_weight = ops.sum(weights)
         mlm_loss = ops.sum(per_token * weights) / (total_weight + 1e-5)
         correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), labels), "float32")
@@ -113,9 +113,7 @@ class BertPretrainer(KbertTask):
                 raise ValueError(f"objective={self.objective!r} needs y['pair_label'] (0/1 per example)")
             pair_logits = ops.cast(y_pred["pair_logits"], "float32")
             pair_labels = ops.cast(y["pair_label"], "int32")
-            pair_loss = ops.mean(
-                keras.losses.sparse_categorical_crossentropy(pair_labels, pair_logits, from_logits=True)
-            )
+            pair_loss = ops.mean(sparse_cross_entropy(pair_labels, pair_logits))
             self.pair_loss_tracker.update_state(pair_loss)
             self.pair_accuracy_tracker.update_state(
                 ops.cast(ops.equal(ops.argmax(pair_logits, axis=-1), pair_labels), "float32")

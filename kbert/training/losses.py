@@ -7,6 +7,8 @@ Both take the embeddings of a batch of pairs interleaved, `y_pred` [2 x pairs, d
 import keras
 from keras import ops
 
+from kbert.backend import sparse_cross_entropy
+
 
 def _pairs(y_pred):
     y_pred = ops.cast(y_pred, "float32")
@@ -42,7 +44,7 @@ class InBatchNegativesLoss(keras.losses.Loss):
         queries, positives = _pairs(y_pred)
         logits = self.scale * ops.matmul(queries, ops.transpose(positives))  # [pairs, pairs]
         targets = ops.arange(ops.shape(logits)[0])
-        return keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        return sparse_cross_entropy(targets, logits)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
