@@ -6,6 +6,16 @@ import keras
 import numpy as np
 
 
+def torch_compiling():
+    """True while `torch.compile` traces (PyTorch backend): Python-side checks must then stay out of the way,
+    since reading a value (or a context variable) there splits the compiled step into pieces."""
+    if keras.config.backend() != "torch":
+        return False
+    import torch
+
+    return torch.compiler.is_compiling()
+
+
 def concrete_value(x):
     """`x` as a NumPy array if it holds concrete values, else None (symbolic, traced or compiled).
 
@@ -13,6 +23,8 @@ def concrete_value(x):
     tensors (not fake or meta tensors of `torch.export`/`torch.compile` tracing). Never forces a trace to
     materialise.
     """
+    if torch_compiling():
+        return None
     if isinstance(x, np.ndarray | list | tuple | int):
         return np.asarray(x)
     if isinstance(x, keras.KerasTensor):
@@ -27,10 +39,9 @@ def concrete_value(x):
 
         return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
     if module.startswith("torch"):
-        import torch
         from torch._subclasses.fake_tensor import FakeTensor
 
-        if torch.compiler.is_compiling() or isinstance(x, FakeTensor) or x.device.type == "meta":
+        if isinstance(x, FakeTensor) or x.device.type == "meta":
             return None
         return x.detach().cpu().numpy()
     return None

@@ -43,3 +43,12 @@ def test_dropout_round_trips_through_a_keras_save(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert isinstance(loaded.get_layer("drop"), Dropout) and loaded.get_layer("drop").rate == 0.2
+
+
+def test_masks_of_successive_calls_are_independent():
+    """Two calls (and neighbouring elements of one mask) agree as often as independent draws would."""
+    x = np.ones((256, 1024), "float32")
+    first, second = (out != 0 for out in _compiled_calls(Dropout(0.5, seed=11), x, 2))
+    assert abs((first == second).mean() - 0.5) < 0.01  # 262,144 pairs: the standard error is 0.001
+    assert abs((first[:, 1:] == first[:, :-1]).mean() - 0.5) < 0.01
+    assert abs((first[1:] == first[:-1]).mean() - 0.5) < 0.01
