@@ -41,7 +41,8 @@ def _hash_keep_mask(inputs, keep_probability, seed_generator):
     if keras.config.backend() != "jax" or None in inputs.shape or math.prod(inputs.shape) >= 2**31:
         return None
     size = math.prod(inputs.shape)
-    seed = keras.ops.cast(seed_generator.next(), "int32")
+    # uint32 seeds into int32 without saturating (as Keras' TensorFlow dropout folds them).
+    seed = keras.ops.cast(keras.ops.mod(seed_generator.next(), 2**31 - 1), "int32")
     key = _mix(_mix(seed[0]) ^ seed[1])
     bits = _mix(_mix(keras.ops.arange(size, dtype="int32")) ^ key)
     threshold = int(round(keep_probability * (1 << 24)))
