@@ -1,4 +1,4 @@
-"""Dropout whose mask XLA compiles to fast code, on TensorFlow and on JAX.
+"""Dropout whose mask compiles to fast code: XLA on TensorFlow and JAX, inductor on PyTorch.
 
 Inside an XLA function, `keras.layers.Dropout` on TensorFlow calls `tf.nn.experimental.stateless_dropout`, whose
 auto-selected random algorithm XLA's CPU backend compiles to a slow path: the masks of one encoder block (three
@@ -13,13 +13,20 @@ On JAX, Keras' dropout draws its mask with `jax.random.bernoulli` (threefry bits
 mask on 2 cores, and 32 ms of the same MLM step's forward + backward (510 ms with it, 480 ms without). There kbert
 hashes (element index, seed) with two rounds of the lowbias32 integer hash instead, a counter-based generator like
 threefry and philox but with 4 multiplies per element instead of their 20-round ciphers: 0.45 ms for that mask, and
-the step with dropout runs as fast as without it. PyTorch keeps Keras' dropout (its torch generator, eager or under
-torch.compile, where the same hash measured no clear gain).
+the step with dropout runs as fast as without it.
+
+Under `torch.compile` the same hash replaces Keras' dropout (torch's generator, drawn inside inductor's kernels;
+with inductor's `fallback_random`, ATen's bernoulli_ takes 56 ms of the step). The whole compiled PyTorch MLM step,
+interleaved runs: 528-568 -> 471-484 ms. The seed is advanced with tensor ops rather than `SeedGenerator.next()`, which goes through
+NumPy and would split the compiled step at every dropout layer. Eager PyTorch keeps Keras' dropout (one ATen kernel
+beats a dozen eager integer ops).
 """
 
 import math
 
 import keras
+
+from kbert.backend import torch_compiling
 
 # The two multipliers of the lowbias32 integer hash (C. Wellons' hash-prospector), as signed 32-bit values.
 _HASH_MULTIPLIERS = (0x7FEB352D, 0x846CA68B - (1 << 32))
@@ -34,15 +41,24 @@ def _mix(x):
     return x ^ ((x >> 16) & 0xFFFF)
 
 
+def _next_seed(seed_generator):
+    """`seed_generator.next()` in tensor ops only (Keras' adds a NumPy array, which torch.compile cannot trace)."""
+    state = seed_generator.state
+    seed = state.value * 1
+    state.assign(state.value + keras.ops.convert_to_tensor([0, 1], dtype=state.dtype))
+    return seed
+
+
 def _hash_keep_mask(inputs, keep_probability, seed_generator):
     """A bool mask shaped as `inputs`, True with probability `keep_probability` (to 2^-24), from a counter-based
-    hash of (element index, seed): on JAX, where XLA runs it as a few vectorised integer ops per element. None
-    elsewhere (Keras' dropout is used there)."""
-    if keras.config.backend() != "jax" or None in inputs.shape or math.prod(inputs.shape) >= 2**31:
+    hash of (element index, seed): on JAX and under torch.compile, which run it as a few vectorised integer ops
+    per element. None elsewhere (Keras' dropout is used there)."""
+    compiled = keras.config.backend() == "jax" or torch_compiling()
+    if not compiled or None in inputs.shape or math.prod(inputs.shape) >= 2**31:
         return None
     size = math.prod(inputs.shape)
     # uint32 seeds into int32 without saturating (as Keras' TensorFlow dropout folds them).
-    seed = keras.ops.cast(keras.ops.mod(seed_generator.next(), 2**31 - 1), "int32")
+    seed = keras.ops.cast(keras.ops.mod(_next_seed(seed_generator), 2**31 - 1), "int32")
     key = _mix(_mix(seed[0]) ^ seed[1])
     bits = _mix(_mix(keras.ops.arange(size, dtype="int32")) ^ key)
     threshold = int(round(keep_probability * (1 << 24)))

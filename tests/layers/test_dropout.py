@@ -7,13 +7,20 @@ from tests.harness import to_numpy
 
 
 def _compiled_calls(layer, x, calls):
-    """Masks drawn inside the backend's compiled training path (XLA on TensorFlow, where kbert's own mask runs)."""
-    if keras.config.backend() != "tensorflow":
-        return [to_numpy(layer(x, training=True)) for _ in range(calls)]
-    import tensorflow as tf
+    """Masks drawn inside the backend's compiled training path, where kbert's own mask runs: XLA on TensorFlow,
+    torch.compile on PyTorch (in one graph: a break at every dropout layer would cost the step), JAX as it is."""
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
 
-    step = tf.function(lambda v: layer(v, training=True), jit_compile=True)
-    return [step(x).numpy() for _ in range(calls)]
+        step = tf.function(lambda v: layer(v, training=True), jit_compile=True)
+        return [step(x).numpy() for _ in range(calls)]
+    if keras.config.backend() == "torch":
+        import torch
+
+        step = torch.compile(lambda v: layer(v, training=True), fullgraph=True)
+        x = torch.as_tensor(x)
+        return [to_numpy(step(x)) for _ in range(calls)]
+    return [to_numpy(layer(x, training=True)) for _ in range(calls)]
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5])
