@@ -4,6 +4,8 @@ Groups (each writes GROUP.json, and charts, to --out, default bench/results):
   train      figure 1: pretraining-step tokens/s and MFU, L4/H256/A4/I1024, vocabulary 30522, batch 16, for kbert
              and KerasHub on each Keras backend and Hugging Face transformers (PyTorch, with and without
              torch.compile); seq 128 and 512, fp32 and bf16 (--quick: seq 128, fp32, each backend once).
+  inference  figure 2: latency of the real MiniLM encoder at batch 1 and 32, seq 128: kbert and KerasHub on each
+             Keras backend (compiled predict_on_batch), Hugging Face eager and torch.compile (bench/inference.py).
   finetune   figure 2: the real MiniLM fine-tuned on WordNet glosses, kbert on each backend vs Hugging Face
              (bench/finetune.py; --quick: the first 3,200 training examples).
   tokenizer  figure 3: tokenizer lines/s (bench/tokenizer.py).
@@ -175,7 +177,7 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="seq 128, fp32, each backend once (~10 min)")
-    parser.add_argument("--only", choices=["train", "finetune", "tokenizer", "edge"], help="run one group")
+    parser.add_argument("--only", choices=["train", "inference", "finetune", "tokenizer", "edge"], help="run one group")
     parser.add_argument(
         "--repeats", type=int, default=None, help="runs per configuration (default 1 quick, 3 full)"
     )
@@ -187,7 +189,7 @@ def main():
     groups = (
         [args.only]
         if args.only
-        else (["train"] if args.quick else ["train", "finetune", "tokenizer", "edge"])
+        else (["train"] if args.quick else ["train", "inference", "finetune", "tokenizer", "edge"])
     )
     machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
 
@@ -205,6 +207,9 @@ def main():
         )
         train_chart(rows, os.path.join(out, "train.png"))
         print(f"wrote {path} and train.png")
+    if "inference" in groups:
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inference.py")
+        subprocess.call([sys.executable, script, "--output", os.path.join(out, "inference.json")])
     if "finetune" in groups:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
         output = os.path.join(out, "finetune.json")

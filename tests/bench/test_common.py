@@ -34,3 +34,19 @@ def test_median_and_ratio():
     assert median([3.0, 1.0, 2.0, 100.0, 2.5]) == 2.5
     assert ratio(3.0, 2.0) == 1.5
     assert ratio(None, 2.0) is None and ratio(1.0, 0) is None and ratio(1.0, None) is None
+
+
+def test_inference_table_states_speed_ups_against_the_same_backend_and_hf():
+    import inference
+
+    def row(framework, backend, ms1, ms32, compile_model=False):
+        return {"framework": framework, "backend": backend, "compile": compile_model,
+                "latency_ms": {"1": ms1, "32": ms32}}
+
+    rows = [row("kbert", "jax", 10.0, 400.0), row("kerashub", "jax", 15.0, 500.0), row("kbert", "torch", 20.0, 800.0),
+            row("kerashub", "torch", 30.0, 600.0), row("hf", "torch", 40.0, 400.0), row("hf", "torch", 1.0, 1.0, True)]
+    lines = inference.table(rows).splitlines()
+    # KerasHub / kbert on the same backend, then HF eager (not the compiled row) / kbert: > 1 means kbert is faster.
+    assert lines[2] == "| kbert (jax) | 10.0 | 400.0 | 1.50x, 1.25x | 4.00x, 1.00x |"
+    assert lines[4] == "| kbert (torch) | 20.0 | 800.0 | 1.50x, 0.75x | 2.00x, 0.50x |"
+    assert lines[7] == "| HF transformers (torch, torch.compile) | 1.0 | 1.0 |  |  |"

@@ -55,3 +55,15 @@ def test_jit_compile_matches_eager_training_step():
         model.fit(x, y, epochs=2, verbose=0)
         results.append(model.evaluate(x, y, verbose=0, return_dict=True)["mlm_loss"])
     assert results[0] == pytest.approx(results[1], rel=1e-4)
+
+
+def test_compiled_prediction_matches_eager_call():
+    # Compiled predict: XLA on TensorFlow and JAX, torch.compile on PyTorch (where attention takes the explicit
+    # softmax path, the eager call the fused one). The second row is padded, so the two masks must agree too.
+    backbone = tiny_backbone(dropout=0.0)
+    inputs = random_inputs(batch=2, length=12)
+    expected = to_numpy(backbone(inputs))
+    backbone.compile(jit_compile=True)
+    compiled = backbone.predict_on_batch(inputs)
+    for name in ("sequence_output", "pooled_output"):
+        np.testing.assert_allclose(to_numpy(compiled[name]), expected[name], atol=1e-5)
