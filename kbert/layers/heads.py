@@ -86,8 +86,11 @@ class MaskedLMHead(keras.layers.Layer):
         gathered = ops.take_along_axis(sequence_output, positions, axis=1)  # [batch, predictions, hidden]
         # [batch * predictions, hidden]: plain GEMMs, whose backward XLA's CPU runs faster than batched ones.
         hidden = self.layer_norm(self.transform(ops.reshape(gathered, (-1, self.token_embedding.output_dim))))
-        logits = self.token_embedding(hidden, reverse=True)
-        logits = logits + ops.cast(self.bias, logits.dtype)
+        # The tied decoder in the compute dtype: called inside this layer, the embedding (which does not autocast)
+        # would hand over its float32 matrix and run the largest product of the step in float32 under bf16.
+        kernel = ops.cast(self.token_embedding.embeddings, self.compute_dtype)
+        logits = ops.matmul(ops.cast(hidden, self.compute_dtype), ops.transpose(kernel))
+        logits = logits + ops.cast(self.bias, self.compute_dtype)
         return ops.reshape(logits, (ops.shape(mask_positions)[0], ops.shape(mask_positions)[1], -1))
 
     def get_config(self):
