@@ -30,8 +30,8 @@ from train_step import CONFIG  # noqa: E402
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def train_configurations(quick):
-    sequence_lengths = (128,) if quick else (128, 512)
+def train_configurations(quick, seq_len=None):
+    sequence_lengths = (seq_len,) if seq_len else (128,) if quick else (128, 512)
     dtypes = ("fp32",) if quick else ("fp32", "bf16")
     for seq_len in sequence_lengths:
         for dtype in dtypes:
@@ -54,9 +54,9 @@ def label(row):
     return f"{name} ({row['backend']}{', torch.compile' if row.get('compile') else ''})"
 
 
-def run_train(quick, repeats, peak):
+def run_train(quick, repeats, peak, seq_len=None):
     rows = []
-    configurations = list(train_configurations(quick))
+    configurations = list(train_configurations(quick, seq_len))
     for repeat in range(repeats):  # interleaved, so drift hits every configuration alike
         for index, config in enumerate(configurations):
             args = [
@@ -182,6 +182,9 @@ def main():
         "--repeats", type=int, default=None, help="runs per configuration (default 1 quick, 3 full)"
     )
     parser.add_argument(
+        "--seq-len", type=int, choices=(128, 512), help="train group: this sequence length only (default both)"
+    )
+    parser.add_argument(
         "--out", default=RESULTS, help="folder for the JSON files and charts (default bench/results)"
     )
     args = parser.parse_args()
@@ -198,7 +201,7 @@ def main():
         print(
             f"fp32 matmul peak: {peak:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in per_library.items())})"
         )
-        rows = run_train(args.quick, args.repeats or (1 if args.quick else 3), peak)
+        rows = run_train(args.quick, args.repeats or (1 if args.quick else 3), peak, args.seq_len)
         table = train_table(rows)
         print("\n" + table)
         path = write_json(

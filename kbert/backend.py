@@ -82,7 +82,14 @@ def sparse_cross_entropy(labels, logits):
     """
     logits = keras.ops.cast(logits, "float32")
     labels = keras.ops.expand_dims(keras.ops.cast(labels, "int32"), -1)
-    picked = keras.ops.squeeze(keras.ops.take_along_axis(logits, labels, axis=-1), -1)
+    if torch_compiling():
+        # Under torch.compile the label's logit is picked by comparing with the class index: inductor fuses that
+        # into the logsumexp's pass and its gradient into the softmax gradient's, where a gather's gradient is a
+        # zero fill plus a scatter over the whole [..., classes] tensor.
+        classes = keras.ops.arange(keras.ops.shape(logits)[-1], dtype="int32")
+        picked = keras.ops.sum(keras.ops.where(classes == labels, logits, 0.0), axis=-1)
+    else:
+        picked = keras.ops.squeeze(keras.ops.take_along_axis(logits, labels, axis=-1), -1)
     return keras.ops.logsumexp(logits, axis=-1) - picked
 
 

@@ -3,6 +3,7 @@ random state round-trips, cross-entropy matches Keras'."""
 
 import keras
 import numpy as np
+import pytest
 
 from kbert.backend import concrete_value
 
@@ -79,3 +80,25 @@ def test_sparse_cross_entropy_matches_keras():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(got), [19968.0, np.log(2.0)], rtol=1e-6
     )  # 1e4 -> 9984
+
+
+@pytest.mark.skipif(keras.config.backend() != "torch", reason="torch.compile: PyTorch only")
+def test_sparse_cross_entropy_compiled_matches_eager_with_gradient():
+    import torch
+
+    from kbert.backend import sparse_cross_entropy
+
+    rng = np.random.default_rng(1)
+    labels = torch.tensor(rng.integers(0, 50, size=(3, 4)))
+    values = rng.normal(size=(3, 4, 50)).astype("float32") * 4
+
+    def loss_and_gradient(function):
+        logits = torch.tensor(values, requires_grad=True)
+        per_row = function(labels, logits)
+        (per_row * torch.arange(12.0).reshape(3, 4)).sum().backward()
+        return per_row.detach().numpy(), logits.grad.numpy()
+
+    eager = loss_and_gradient(sparse_cross_entropy)
+    compiled = loss_and_gradient(torch.compile(sparse_cross_entropy, fullgraph=True))
+    np.testing.assert_allclose(compiled[0], eager[0], rtol=1e-5)
+    np.testing.assert_allclose(compiled[1], eager[1], rtol=1e-5, atol=1e-6)
