@@ -30,8 +30,8 @@ from train_step import CONFIG  # noqa: E402
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def train_configurations(quick, seq_len=None):
-    sequence_lengths = (seq_len,) if seq_len else (128,) if quick else (128, 512)
+def train_configurations(quick, only_seq_len=None):
+    sequence_lengths = (only_seq_len,) if only_seq_len else (128,) if quick else (128, 512)
     dtypes = ("fp32",) if quick else ("fp32", "bf16")
     for seq_len in sequence_lengths:
         for dtype in dtypes:
@@ -54,9 +54,9 @@ def label(row):
     return f"{name} ({row['backend']}{', torch.compile' if row.get('compile') else ''})"
 
 
-def run_train(quick, repeats, peak, seq_len=None):
+def run_train(quick, repeats, peak, only_seq_len=None):
     rows = []
-    configurations = list(train_configurations(quick, seq_len))
+    configurations = list(train_configurations(quick, only_seq_len))
     for repeat in range(repeats):  # interleaved, so drift hits every configuration alike
         for index, config in enumerate(configurations):
             args = [
