@@ -71,7 +71,8 @@ def _hash_keep_mask(inputs, keep_probability, seed_generator):
     key = _mix(_mix(seed[0]) ^ seed[1])
     bits = _mix(_mix(keras.ops.arange(size, dtype="int32")) ^ key)
     threshold = int(round(keep_probability * (1 << 24)))
-    kept = (((bits >> 8) & 0xFFFFFF) - threshold) >> 31  # -1 where the 24 bits fall below the threshold, else 0
+    # -1 where the 24 bits fall below the threshold, else 0.
+    kept = (((bits >> 8) & 0xFFFFFF) - threshold) >> 31
     return keras.ops.reshape(keras.ops.cast(kept & 1, "uint8"), inputs.shape)
 
 
