@@ -68,17 +68,22 @@ def run_json(script, args, env=None, timeout=900):
     return json.loads(lines[-1])
 
 
-def matmul_peak_gflops(size=2048, repeats=7):
-    """The machine's fp32 matmul peak (GFLOP/s): the best median over NumPy's BLAS and PyTorch's (oneDNN/MKL)."""
+def matmul_peak_gflops(size=2048, repeats=7, dtype="fp32"):
+    """The machine's matmul peak (GFLOP/s) and the figure of each library measured: fp32, the best median over
+    NumPy's BLAS and PyTorch's (oneDNN/MKL); bf16, PyTorch's (NumPy has no bf16; XLA's CPU backend gains nothing
+    from it here)."""
     import numpy as np
     import torch
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
-    candidates = {"numpy": lambda: a @ b}
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    candidates["torch"] = lambda: torch.mm(ta, tb)
+    if dtype == "bf16":
+        ta, tb = ta.bfloat16(), tb.bfloat16()
+        candidates = {"torch": lambda: torch.mm(ta, tb)}
+    else:
+        candidates = {"numpy": lambda: a @ b, "torch": lambda: torch.mm(ta, tb)}
     best = {}
     for name, multiply in candidates.items():
         multiply()  # warm-up

@@ -13,7 +13,8 @@ Groups (each writes GROUP.json, and charts, to --out, default bench/results):
              and int8 on the Hugging Face model (bench/edge.py).
 Every measurement runs in its own process (the Keras backend is chosen before Keras starts), one at a time. These
 machines are noisy: medians over repeats and ratios within this run are the figures to read; absolute times are
-context. MFU = model FLOPs per step (bench/common.py, `training_flops_per_step`) x steps/s / measured matmul peak.
+context. MFU = model FLOPs per step (bench/common.py, `training_flops_per_step`) x steps/s / the measured matmul
+peak of the row's dtype (fp32; bf16 for bf16 rows).
 """
 
 import argparse
@@ -54,7 +55,8 @@ def label(row):
     return f"{name} ({row['backend']}{', torch.compile' if row.get('compile') else ''})"
 
 
-def run_train(quick, repeats, peak, only_seq_len=None):
+def run_train(quick, repeats, peaks, only_seq_len=None):
+    """`peaks`: the matmul peak (GFLOP/s) of each dtype, the MFU's denominator for that dtype's rows."""
     rows = []
     configurations = list(train_configurations(quick, only_seq_len))
     for repeat in range(repeats):  # interleaved, so drift hits every configuration alike
@@ -103,7 +105,7 @@ def run_train(quick, repeats, peak, only_seq_len=None):
         row.update(
             median_step_seconds=step,
             tokens_per_second=16 * row["seq_len"] / step,
-            mfu=flops / step / (peak * 1e9),
+            mfu=flops / step / (peaks[row["dtype"]] * 1e9),
         )
     return rows
 
@@ -197,15 +199,22 @@ def main():
     machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
 
     if "train" in groups:
-        peak, per_library = matmul_peak_gflops()
-        print(
-            f"fp32 matmul peak: {peak:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in per_library.items())})"
-        )
-        rows = run_train(args.quick, args.repeats or (1 if args.quick else 3), peak, args.seq_len)
+        peaks = {}
+        for dtype in ("fp32", "bf16"):
+            peaks[dtype], per_library = matmul_peak_gflops(dtype=dtype)
+            described = ", ".join(f"{k} {v:.0f}" for k, v in per_library.items())
+            print(f"{dtype} matmul peak: {peaks[dtype]:.0f} GFLOP/s ({described})")
+        rows = run_train(args.quick, args.repeats or (1 if args.quick else 3), peaks, args.seq_len)
         table = train_table(rows)
         print("\n" + table)
         path = write_json(
-            {"machine": machine, "matmul_peak_gflops": peak, "rows": rows, "table": table},
+            {
+                "machine": machine,
+                "matmul_peak_gflops": peaks["fp32"],
+                "bf16_matmul_peak_gflops": peaks["bf16"],
+                "rows": rows,
+                "table": table,
+            },
             os.path.join(out, "train.json"),
         )
         train_chart(rows, os.path.join(out, "train.png"))

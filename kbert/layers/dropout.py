@@ -2,12 +2,12 @@
 
 Inside an XLA function, `keras.layers.Dropout` on TensorFlow calls `tf.nn.experimental.stateless_dropout`, whose
 auto-selected random algorithm XLA's CPU backend compiles to a slow path: the masks of one encoder block (three
-[16, 128, 256] and one [16, 4, 128, 128] tensor) take 357 ms there against 10 ms with the threefry algorithm and
-7 ms with JAX's default threefry keys. The L4/H256 MLM step (batch 16, seq 128, 2 cores) goes from 450-495 to
-390-394 ms (no dropout at all: 383-388 ms). Outside XLA (graph mode) threefry has no kernel and the default is fast
-(15 ms), so it is kept there, as are JAX's and PyTorch's dropout (an `unsafe_rbg` key on JAX was 4x slower than
-threefry). The mask is still drawn from the layer's SeedGenerator: runs stay reproducible from a seed and resume
-with the same masks.
+[16, 128, 256] and one [16, 4, 128, 128] tensor) take 357 ms there against 10 ms with the threefry algorithm. kbert
+first drew them with threefry there (the L4/H256 MLM step, batch 16, seq 128, 2 cores: 450-495 -> 390-394 ms; no
+dropout at all: 383-388 ms) and now with the integer hash below, as on JAX (interleaved runs, threefry/hash:
+414/391 and 416/402 ms). Outside XLA (graph mode) Keras' dropout is fast (15 ms) and is kept there, as in eager
+PyTorch. The mask is drawn from the layer's SeedGenerator: runs stay reproducible from a seed and resume with the
+same masks.
 
 On JAX, Keras' dropout draws its mask with `jax.random.bernoulli` (threefry bits): 2.3 ms for a [16, 4, 128, 128]
 mask on 2 cores, and 32 ms of the same MLM step's forward + backward (510 ms with it, 480 ms without). There kbert
@@ -28,6 +28,7 @@ PyTorch step, old/new: fp32 534/453 and 563/475 ms, bf16 296/253 and 351/236 ms;
 """
 
 import math
+import operator
 
 import keras
 
@@ -37,13 +38,27 @@ from kbert.backend import torch_compiling
 _HASH_MULTIPLIERS = (0x7FEB352D, 0x846CA68B - (1 << 32))
 
 
+def _bitwise_ops():
+    """xor, and, arithmetic right shift on int32 tensors: Python's operators, which TensorFlow tensors lack for
+    integers (there `tf.bitwise`). Keras' bitwise ops would do on every backend, but under torch.compile they lift
+    each constant into a tensor and the 13 masks of the step took 8.3 ms instead of 6.0."""
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.bitwise.bitwise_xor, tf.bitwise.bitwise_and, tf.bitwise.right_shift
+    return operator.xor, operator.and_, operator.rshift
+
+
 def _mix(x):
-    """lowbias32 on int32 (wrapping multiplies; `>>` is arithmetic, so each shift is masked to be logical)."""
-    x = x ^ ((x >> 16) & 0xFFFF)
-    x = x * _HASH_MULTIPLIERS[0]
-    x = x ^ ((x >> 15) & 0x1FFFF)
-    x = x * _HASH_MULTIPLIERS[1]
-    return x ^ ((x >> 16) & 0xFFFF)
+    """lowbias32 on int32 (wrapping multiplies; the right shift is arithmetic, so each is masked to be logical)."""
+    xor, and_, shift = _bitwise_ops()
+
+    def xor_shifted(x, bits):
+        return xor(x, and_(shift(x, bits), (1 << (32 - bits)) - 1))
+
+    x = xor_shifted(x, 16) * _HASH_MULTIPLIERS[0]
+    x = xor_shifted(x, 15) * _HASH_MULTIPLIERS[1]
+    return xor_shifted(x, 16)
 
 
 def _next_seed(seed_generator):
@@ -54,41 +69,39 @@ def _next_seed(seed_generator):
     return seed
 
 
+def _in_tensorflow_xla():
+    if keras.config.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.ops import control_flow_util
+
+    return not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(
+        tf_ops.get_default_graph()
+    )
+
+
 def _hash_keep_mask(inputs, keep_probability, seed_generator):
     """A uint8 mask shaped as `inputs`, 1 with probability `keep_probability` (to 2^-24), from a counter-based
-    hash of (element index, seed): on JAX and under torch.compile, which run it as a few vectorised integer ops
-    per element. None elsewhere (Keras' dropout is used there).
+    hash of (element index, seed): on JAX, inside TensorFlow's XLA functions and under torch.compile, which run
+    it as a few vectorised integer ops per element. None elsewhere (Keras' dropout is used there).
 
     The mask is the sign bit of (24 hash bits - threshold), not a comparison: inductor's CPU code stores a
     comparison's bool tensor slowly (the 13 masks of the L4/H256 step, batch 16, seq 128: 34 ms as bool, 2.7 ms
     as uint8 from the sign bit)."""
-    compiled = keras.config.backend() == "jax" or torch_compiling()
+    compiled = keras.config.backend() == "jax" or torch_compiling() or _in_tensorflow_xla()
     if not compiled or None in inputs.shape or math.prod(inputs.shape) >= 2**31:
         return None
     size = math.prod(inputs.shape)
     # uint32 seeds into int32 without saturating (as Keras' TensorFlow dropout folds them).
     seed = keras.ops.cast(keras.ops.mod(_next_seed(seed_generator), 2**31 - 1), "int32")
-    key = _mix(_mix(seed[0]) ^ seed[1])
-    bits = _mix(_mix(keras.ops.arange(size, dtype="int32")) ^ key)
+    xor, and_, shift = _bitwise_ops()
+    key = _mix(xor(_mix(seed[0]), seed[1]))
+    bits = _mix(xor(_mix(keras.ops.arange(size, dtype="int32")), key))
     threshold = int(round(keep_probability * (1 << 24)))
     # -1 where the 24 bits fall below the threshold, else 0.
-    kept = (((bits >> 8) & 0xFFFFFF) - threshold) >> 31
-    return keras.ops.reshape(keras.ops.cast(kept & 1, "uint8"), inputs.shape)
-
-
-def _xla_keep_mask(inputs, keep_probability, seed_generator):
-    """A bool mask shaped as `inputs`, True with probability `keep_probability`, inside a TensorFlow XLA function;
-    None elsewhere (Keras' own dropout is used there)."""
-    if keras.config.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-    from tensorflow.python.framework import ops as tf_ops
-    from tensorflow.python.ops import control_flow_util
-
-    if tf.executing_eagerly() or not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph()):
-        return None
-    seed = tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), "int32")  # as Keras' TF dropout
-    return tf.random.stateless_uniform(tf.shape(inputs), seed, alg="threefry") < keep_probability
+    kept = shift(and_(shift(bits, 8), 0xFFFFFF) - threshold, 31)
+    return keras.ops.reshape(keras.ops.cast(and_(kept, 1), "uint8"), inputs.shape)
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -100,11 +113,6 @@ class Dropout(keras.layers.Dropout):
             return super().call(inputs, training=training)
         keep = 1.0 - self.rate
         mask = _hash_keep_mask(inputs, keep, self.seed_generator)
-        if mask is not None:
-            return inputs / keras.ops.cast(keep, inputs.dtype) * keras.ops.cast(mask, inputs.dtype)
-        mask = _xla_keep_mask(inputs, keep, self.seed_generator)
         if mask is None:
             return super().call(inputs, training=training)
-        return keras.ops.where(
-            mask, inputs / keras.ops.cast(keep, inputs.dtype), keras.ops.zeros_like(inputs)
-        )
+        return inputs / keras.ops.cast(keep, inputs.dtype) * keras.ops.cast(mask, inputs.dtype)
