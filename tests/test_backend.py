@@ -102,3 +102,21 @@ def test_sparse_cross_entropy_compiled_matches_eager_with_gradient():
     compiled = loss_and_gradient(torch.compile(sparse_cross_entropy, fullgraph=True))
     np.testing.assert_allclose(compiled[0], eager[0], rtol=1e-5)
     np.testing.assert_allclose(compiled[1], eager[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="TensorFlow functions only")
+def test_tensorflow_xla_compiling_only_inside_xla_functions():
+    import tensorflow as tf
+
+    from kbert.backend import tensorflow_xla_compiling
+
+    seen = []
+
+    def record():
+        seen.append(tensorflow_xla_compiling())
+        return tf.constant(0)
+
+    record()
+    tf.function(record)()
+    tf.function(record, jit_compile=True)()
+    assert seen == [False, False, True]

@@ -28,30 +28,18 @@ PyTorch step, old/new: fp32 534/453 and 563/475 ms, bf16 296/253 and 351/236 ms;
 """
 
 import math
-import operator
 
 import keras
 
-from kbert.backend import torch_compiling
+from kbert.backend import int_bitwise_ops, tensorflow_xla_compiling, torch_compiling
 
 # The two multipliers of the lowbias32 integer hash (C. Wellons' hash-prospector), as signed 32-bit values.
 _HASH_MULTIPLIERS = (0x7FEB352D, 0x846CA68B - (1 << 32))
 
 
-def _bitwise_ops():
-    """xor, and, arithmetic right shift on int32 tensors: Python's operators, which TensorFlow tensors lack for
-    integers (there `tf.bitwise`). Keras' bitwise ops would do on every backend, but under torch.compile they lift
-    each constant into a tensor and the 13 masks of the step took 8.3 ms instead of 6.0."""
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.bitwise.bitwise_xor, tf.bitwise.bitwise_and, tf.bitwise.right_shift
-    return operator.xor, operator.and_, operator.rshift
-
-
 def _mix(x):
     """lowbias32 on int32 (wrapping multiplies; the right shift is arithmetic, so each is masked to be logical)."""
-    xor, and_, shift = _bitwise_ops()
+    xor, and_, shift = int_bitwise_ops()
 
     def xor_shifted(x, bits):
         return xor(x, and_(shift(x, bits), (1 << (32 - bits)) - 1))
@@ -69,18 +57,6 @@ def _next_seed(seed_generator):
     return seed
 
 
-def _in_tensorflow_xla():
-    if keras.config.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-    from tensorflow.python.framework import ops as tf_ops
-    from tensorflow.python.ops import control_flow_util
-
-    return not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(
-        tf_ops.get_default_graph()
-    )
-
-
 def _hash_keep_mask(inputs, keep_probability, seed_generator):
     """A uint8 mask shaped as `inputs`, 1 with probability `keep_probability` (to 2^-24), from a counter-based
     hash of (element index, seed): on JAX, inside TensorFlow's XLA functions and under torch.compile, which run
@@ -89,13 +65,13 @@ def _hash_keep_mask(inputs, keep_probability, seed_generator):
     The mask is the sign bit of (24 hash bits - threshold), not a comparison: inductor's CPU code stores a
     comparison's bool tensor slowly (the 13 masks of the L4/H256 step, batch 16, seq 128: 34 ms as bool, 2.7 ms
     as uint8 from the sign bit)."""
-    compiled = keras.config.backend() == "jax" or torch_compiling() or _in_tensorflow_xla()
+    compiled = keras.config.backend() == "jax" or torch_compiling() or tensorflow_xla_compiling()
     if not compiled or None in inputs.shape or math.prod(inputs.shape) >= 2**31:
         return None
     size = math.prod(inputs.shape)
     # uint32 seeds into int32 without saturating (as Keras' TensorFlow dropout folds them).
     seed = keras.ops.cast(keras.ops.mod(_next_seed(seed_generator), 2**31 - 1), "int32")
-    xor, and_, shift = _bitwise_ops()
+    xor, and_, shift = int_bitwise_ops()
     key = _mix(xor(_mix(seed[0]), seed[1]))
     bits = _mix(xor(_mix(keras.ops.arange(size, dtype="int32")), key))
     threshold = int(round(keep_probability * (1 << 24)))
