@@ -96,8 +96,10 @@ def parse_args(argv):
     parser.add_argument(
         "--jit",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="XLA-compile the training step on TensorFlow and JAX (default on).",
+        default=None,
+        help="compile the training step: XLA on TensorFlow and JAX, torch.compile on PyTorch (default: XLA on "
+        "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after a few "
+        "hundred steps).",
     )
     parser.add_argument(
         "--grad-accum",

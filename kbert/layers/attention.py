@@ -79,7 +79,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # two batched GEMMs, where PyTorch's CPU SDPA kernel is slow at BERT's small heads (MiniLM, head size 32,
         # seq 128, compiled predict_on_batch: batch 1 42-46 -> 29 ms, batch 32 741-757 -> 702-750 ms).
         if return_attention or use_dropout or torch_compiling():
-            context, probabilities = self._explicit_attention(query, key, value, mask, training)
+            context, probabilities = self._explicit_attention(query, key, value, mask, use_dropout)
         else:
             context = ops.dot_product_attention(query, key, value, mask=mask)
             probabilities = None
@@ -87,13 +87,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         output = ops.reshape(output, (batch, length, self.hidden_dim))
         return (output, probabilities) if return_attention else output
 
-    def _explicit_attention(self, query, key, value, mask, training):
+    def _explicit_attention(self, query, key, value, mask, use_dropout):
         # Softmax in float32 whatever the compute dtype (mixed precision keeps it there).
         logits = ops.einsum("btnh,bsnh->bnts", query, key)  # [B, N, T, S]
         logits = ops.cast(logits, "float32") / math.sqrt(self.head_dim)
         logits = ops.where(mask, logits, MASK_LOGIT)
         probabilities = ops.softmax(logits, axis=-1)
-        dropped = self.dropout_layer(probabilities, training=training)
+        # Called only when it drops: a layer first called inside torch.compile (where this path is taken in
+        # inference too) changes Keras state that the compiled step guards on (KbertModel.make_train_function).
+        dropped = self.dropout_layer(probabilities, training=True) if use_dropout else probabilities
         context = ops.einsum("bnts,bsnh->btnh", ops.cast(dropped, value.dtype), value)  # [B, T, N, H]
         return context, probabilities
 

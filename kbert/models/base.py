@@ -78,6 +78,33 @@ class KbertModel(keras.Model):
                 return super().predict(x, **kwargs)
         return super().predict(x, **kwargs)
 
+    # torch.compile guards the compiled step on Python state that Keras sets during the first step: a layer's
+    # name-scope path (dropout layers are first called in training), the optimizer's weight-decay cache,
+    # gradients that exist (`zero_grad` checks each). Compiled from the first step, the step meets new state at
+    # the second and compiles again, forward and backward: about as long as the first compile. Running the first
+    # step of each function eager (the same computation) lets the single compile see the state of every later step.
+
+    def make_train_function(self, force=False):
+        fresh = self.train_function is None or force
+        made = super().make_train_function(force)
+        if fresh and _torch_compiled(self):
+            self.train_function = _eager_first_call(lambda data: self.train_step(data[0]), self.train_function)
+        return made
+
+    def make_test_function(self, force=False):
+        fresh = self.test_function is None or force
+        made = super().make_test_function(force)
+        if fresh and _torch_compiled(self):
+
+            def eager(data):
+                import torch
+
+                with torch.no_grad():
+                    return self.test_step(data[0])
+
+            self.test_function = _eager_first_call(eager, self.test_function)
+        return made
+
     @classmethod
     def from_preset(cls, preset, **kwargs):
         """Builds this model from a local folder: a kbert save (`model.keras`), a Hugging Face BERT checkpoint
@@ -150,3 +177,21 @@ class KbertTask(KbertModel):
     def backbone_inputs() -> dict:
         """Fresh symbolic inputs `{token_ids, segment_ids, padding_mask}`, int32 [batch, seq]."""
         return {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in INPUT_KEYS}
+
+
+def _torch_compiled(model):
+    """True when Keras compiles `model`'s steps with torch.compile (PyTorch backend, `jit_compile=True`)."""
+    return keras.config.backend() == "torch" and model.jit_compile is True
+
+
+def _eager_first_call(eager, compiled):
+    """A step function that runs `eager` on its first call and `compiled` on every later one."""
+    called = []
+
+    def step(data):
+        if called:
+            return compiled(data)
+        called.append(True)
+        return eager(data)
+
+    return step

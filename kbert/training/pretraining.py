@@ -42,7 +42,9 @@ class PretrainingConfig:
         lr, warmup_steps, weight_decay, optimizer: the optimizer (warmup then linear decay to 0 at `steps`).
         objective: "nsp", "sop" or "mlm".
         mixed_precision: "none", "bf16" or "fp16".
-        jit: compile the step with XLA (TensorFlow, JAX); on PyTorch `jit` has no effect.
+        jit: compile the step: XLA on TensorFlow and JAX, torch.compile on PyTorch. None (the default): XLA on
+            TensorFlow and JAX, eager on PyTorch, where compiling the step takes one to two minutes before the
+            first update (L4_H256, 2 CPU cores) and pays back after a few hundred steps.
         grad_accum: batches whose gradients are averaged into one update (effective batch: batch_size x this).
         checkpoint_every: steps between checkpoints (and held-out evaluations); must divide `steps`. None: the
             largest divisor of `steps` up to 50.
@@ -71,7 +73,7 @@ class PretrainingConfig:
     objective: str = "nsp"
     whole_word_masking: bool = False
     mixed_precision: str = "none"
-    jit: bool = True
+    jit: bool | None = None
     grad_accum: int = 1
     checkpoint_every: int | None = None
     data_parallel: bool = False
@@ -150,6 +152,13 @@ class _StepTimer(keras.callbacks.Callback):
         if self.start is not None:
             self.totals["timed_batches"] += self.batches
             self.totals["timed_seconds"] += time.perf_counter() - self.start
+
+
+def _jit_compile(jit):
+    """Keras' `jit_compile` for the pretraining step (one fixed shape): see `PretrainingConfig.jit`."""
+    if jit is None:
+        return keras.config.backend() != "torch"
+    return bool(jit)
 
 
 def _steps_per_checkpoint(config):
@@ -256,7 +265,7 @@ def pretrain(config: PretrainingConfig) -> dict:
             weight_decay=config.weight_decay,
             gradient_accumulation_steps=config.grad_accum,
         )
-        model.compile(optimizer=optimizer, jit_compile=config.jit and keras.config.backend() != "torch")
+        model.compile(optimizer=optimizer, jit_compile=_jit_compile(config.jit))
         model.optimizer.build(model.trainable_variables)
 
         settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}

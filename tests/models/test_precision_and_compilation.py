@@ -75,3 +75,25 @@ def test_compiled_prediction_matches_eager_call():
     compiled = backbone.predict_on_batch(inputs)
     for name in ("sequence_output", "pooled_output"):
         np.testing.assert_allclose(to_numpy(compiled[name]), expected[name], atol=1e-5)
+
+
+@pytest.mark.skipif(keras.config.backend() != "torch", reason="torch.compile: PyTorch only")
+def test_torch_compiled_fit_and_evaluate_compile_once_and_match_eager():
+    # Keras sets Python state during the first step (gradients, the optimizer's weight-decay cache, the name
+    # scope of layers first called in training) that a step compiled from the first call guards on: it would
+    # compile a second time at the second call, as long again as the first compile.
+    import torch
+
+    from kbert.training import create_optimizer
+
+    x, y = pretraining_batch()
+    torch._dynamo.reset()
+    results = []
+    for jit in (True, False):
+        keras.utils.set_random_seed(1)
+        model = kbert.BertPretrainer(tiny_backbone(dropout=0.0, attention_dropout=0.0))
+        model.compile(optimizer=create_optimizer("adamw", 1e-2, 1, 8), jit_compile=jit)
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            model.fit(x, y, batch_size=2, epochs=2, verbose=0)  # 8 steps
+            results.append(model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)["mlm_loss"])
+    assert results[0] == pytest.approx(results[1], rel=1e-4)
