@@ -98,7 +98,7 @@ def parse_args(argv):
         action=argparse.BooleanOptionalAction,
         default=None,
         help="compile the training step: XLA on TensorFlow and JAX, torch.compile on PyTorch (default: XLA on "
-        "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after a few "
+        "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after several "
         "hundred steps).",
     )
     parser.add_argument(
