@@ -88,7 +88,9 @@ class KbertModel(keras.Model):
         fresh = self.train_function is None or force
         made = super().make_train_function(force)
         if fresh and _torch_compiled(self):
-            self.train_function = _eager_first_call(lambda data: self.train_step(data[0]), self.train_function)
+            self.train_function = _eager_first_call(
+                lambda data: self.train_step(data[0]), self.train_function
+            )
         return made
 
     def make_test_function(self, force=False):

@@ -11,6 +11,7 @@ import time
 
 import keras
 
+from kbert.backend import fixed_shape_jit
 from kbert.config import BertConfig
 from kbert.data import build_instance_cache, builtin_corpus, pretraining_dataset, read_bert_text, read_jsonl
 from kbert.interop.presets import preset_tokenizer
@@ -43,8 +44,8 @@ class PretrainingConfig:
         objective: "nsp", "sop" or "mlm".
         mixed_precision: "none", "bf16" or "fp16".
         jit: compile the step: XLA on TensorFlow and JAX, torch.compile on PyTorch. None (the default): XLA on
-            TensorFlow and JAX, eager on PyTorch, where compiling takes about 85 s before the first update and
-            pays back after about 800 steps (L4_H256, fp32, batch 16, 2 CPU cores: 380 against 483 ms a step).
+            TensorFlow and JAX, eager on PyTorch, where compiling pays back only after several hundred steps
+            (`kbert.backend.fixed_shape_jit`).
         grad_accum: batches whose gradients are averaged into one update (effective batch: batch_size x this).
         checkpoint_every: steps between checkpoints (and held-out evaluations); must divide `steps`. None: the
             largest divisor of `steps` up to 50.
@@ -154,13 +155,6 @@ class _StepTimer(keras.callbacks.Callback):
             self.totals["timed_seconds"] += time.perf_counter() - self.start
 
 
-def _jit_compile(jit):
-    """Keras' `jit_compile` for the pretraining step (one fixed shape): see `PretrainingConfig.jit`."""
-    if jit is None:
-        return keras.config.backend() != "torch"
-    return bool(jit)
-
-
 def _steps_per_checkpoint(config):
     if config.checkpoint_every is None:
         # Short "epochs" of the endless stream give a loss curve and held-out metrics every few dozen steps.
@@ -265,7 +259,7 @@ def pretrain(config: PretrainingConfig) -> dict:
             weight_decay=config.weight_decay,
             gradient_accumulation_steps=config.grad_accum,
         )
-        model.compile(optimizer=optimizer, jit_compile=_jit_compile(config.jit))
+        model.compile(optimizer=optimizer, jit_compile=fixed_shape_jit(config.jit))
         model.optimizer.build(model.trainable_variables)
 
         settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}
