@@ -1,6 +1,9 @@
 """The backend-specific helpers, on each backend: concrete values are read (traced ones never forced), the
 random state round-trips, cross-entropy matches Keras'."""
 
+import platform
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -80,6 +83,61 @@ def test_sparse_cross_entropy_matches_keras():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(got), [19968.0, np.log(2.0)], rtol=1e-6
     )  # 1e4 -> 9984
+
+
+def test_sparse_cross_entropy_hits_are_top1():
+    from kbert.backend import sparse_cross_entropy
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(3, 6, 40)).astype("float32") * 3
+    labels = rng.integers(0, 40, size=(3, 6))
+    labels[0, 0] = logits[0, 0].argmax()  # at least one hit
+    logits[1, 1, labels[1, 1]] = logits[1, 1].max()  # a tie with the top logit counts as a hit
+    loss, hits = sparse_cross_entropy(labels, logits, return_hits=True)
+    expected = np.take_along_axis(logits, labels[..., None], -1)[..., 0] >= logits.max(-1)
+    assert expected[0, 0] and expected[1, 1] and not expected.all()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(hits), expected.astype("float32"))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loss),
+        keras.ops.convert_to_numpy(sparse_cross_entropy(labels, logits)),
+        rtol=1e-6,
+    )
+
+
+REPEATED_LARGE_BUFFERS = """
+import resource
+import keras
+import kbert
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+def step():  # two 64 MB tensors of the backend made, used and dropped, as in a training step
+    x = keras.ops.ones((16 << 20,), "float32")
+    return float(keras.ops.convert_to_numpy(keras.ops.sum(x * 2.0)))
+
+step()
+before = faults()
+for _ in range(4):
+    step()
+print(faults() - before)
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc malloc only"
+)
+def test_large_buffers_are_reused_after_import_on_jax_and_torch():
+    from kbert.backend import keep_large_allocations
+    from tests.harness import run_in_backend
+
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        assert not keep_large_allocations()  # TensorFlow's own allocator keeps its memory
+        return
+    # Unmapped when freed, each step's two buffers would fault in 32K fresh pages again: 131K over 4 steps.
+    # Kept, 16K-49K (a backend thread that allocated before the import keeps an arena of its own).
+    assert int(run_in_backend(backend, REPEATED_LARGE_BUFFERS).split()[-1]) < 66000
 
 
 @pytest.mark.skipif(keras.config.backend() != "torch", reason="torch.compile: PyTorch only")

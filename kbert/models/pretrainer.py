@@ -101,10 +101,9 @@ class BertPretrainer(KbertTask):
         weights = ops.cast(y["mlm_weights"], "float32")
         logits = ops.cast(y_pred["mlm_logits"], "float32")
         labels = ops.cast(y["mlm_ids"], "int32")
-        per_token = sparse_cross_entropy(labels, logits)
+        per_token, correct = sparse_cross_entropy(labels, logits, return_hits=True)
         total_weight = ops.sum(weights)
         mlm_loss = ops.sum(per_token * weights) / (total_weight + 1e-5)
-        correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), labels), "float32")
         self.mlm_loss_tracker.update_state(mlm_loss, sample_weight=total_weight)
         self.mlm_accuracy_tracker.update_state(correct, sample_weight=weights)
         loss = mlm_loss
