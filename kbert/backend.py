@@ -175,8 +175,10 @@ def keep_large_allocations():
     memory (82 faults). `import kbert` calls this on the JAX and PyTorch backends, on Linux with glibc: one malloc
     arena for all threads (so a large block can come from the main heap), no mmap for large blocks, and up to 1 GiB
     of free memory kept at the heap's top. The JAX step then takes 551 against 612 ms (interleaved runs, medians
-    of three; 2 faults a step). Threads that allocated before `import kbert` keep their own arenas, so import
-    kbert before running JAX or PyTorch code for the full effect. Returns whether it was applied.
+    of three; 2 faults a step). Threads that allocated before `import kbert` keep their own arenas: import kbert
+    before running JAX or PyTorch code, or set the same from the process start for all of it
+    (`GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824`:
+    433 ms). Returns whether it was applied.
     """
     import ctypes
     import platform
