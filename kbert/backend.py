@@ -120,14 +120,30 @@ def sparse_cross_entropy(labels, logits, return_hits=False):
         picked = keras.ops.sum(keras.ops.where(classes == labels, logits, 0.0), axis=-1)
     else:
         picked = keras.ops.squeeze(keras.ops.take_along_axis(logits, labels, axis=-1), -1)
-    # logsumexp with the row maximum held constant (its gradient is the softmax either way).
-    top = keras.ops.stop_gradient(keras.ops.amax(logits, axis=-1, keepdims=True))  # ops.max breaks torch.compile
+    # logsumexp with the row maximum held constant (its gradient is the softmax either way); amax, as Keras'
+    # PyTorch ops.max has an isinstance check that torch.compile cannot trace.
+    top = keras.ops.stop_gradient(keras.ops.amax(logits, axis=-1, keepdims=True))
     top = keras.ops.where(keras.ops.isfinite(top), top, 0.0)  # rows of -inf stay -inf, not NaN
     log_sum = keras.ops.log(keras.ops.sum(keras.ops.exp(logits - top), axis=-1)) + keras.ops.squeeze(top, -1)
     loss = log_sum - picked
     if not return_hits:
         return loss
     return loss, keras.ops.cast(picked >= keras.ops.squeeze(top, -1), "float32")
+
+
+def add_row_bias(matrix, bias):
+    """`matrix` [rows, columns] + `bias` [columns], with a bias gradient that is fast on JAX's CPU backend too.
+
+    On JAX the bias enters as a rank-1 product (a column of ones times the bias row), so its gradient is a
+    [1, rows] x [rows, columns] product. As a broadcast add its gradient is a column sum, which XLA's CPU backend
+    under JAX runs at under 1 GB/s on the masked-LM logits ([320, 30522]: 45 ms against 1.4 ms for the product,
+    2 cores; the L4_H256 masked-LM step, batch 16, seq 128, interleaved runs: 581/523 and 593/559 ms). Elsewhere
+    a plain add.
+    """
+    if keras.config.backend() != "jax":
+        return matrix + bias
+    ones = keras.ops.ones((keras.ops.shape(matrix)[0], 1), dtype=matrix.dtype)
+    return matrix + keras.ops.matmul(ones, keras.ops.expand_dims(bias, 0))
 
 
 def varying_shape_jit(jit=None):

@@ -104,6 +104,23 @@ def test_sparse_cross_entropy_hits_are_top1():
     )
 
 
+def test_add_row_bias_adds_and_its_bias_gradient_is_the_column_sum():
+    from kbert.backend import add_row_bias
+
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(6, 9)).astype("float32")
+    bias = rng.normal(size=(9,)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(add_row_bias(matrix, bias)), matrix + bias, rtol=1e-6
+    )
+    if keras.config.backend() == "jax":  # the backend where it is a product (see its docstring)
+        import jax
+
+        weights = rng.normal(size=(6, 9)).astype("float32")
+        gradient = jax.grad(lambda b: (add_row_bias(matrix, b) * weights).sum())(bias)
+        np.testing.assert_allclose(np.asarray(gradient), weights.sum(0), rtol=1e-5)
+
+
 REPEATED_LARGE_BUFFERS = """
 import resource
 import keras

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kbert.backend import add_row_bias
 from kbert.layers.initializers import bert_initializer, get_activation
 
 
@@ -90,7 +91,7 @@ class MaskedLMHead(keras.layers.Layer):
         # would hand over its float32 matrix and run the largest product of the step in float32 under bf16.
         kernel = ops.cast(self.token_embedding.embeddings, self.compute_dtype)
         logits = ops.matmul(ops.cast(hidden, self.compute_dtype), ops.transpose(kernel))
-        logits = logits + ops.cast(self.bias, self.compute_dtype)
+        logits = add_row_bias(logits, ops.cast(self.bias, self.compute_dtype))
         return ops.reshape(logits, (ops.shape(mask_positions)[0], ops.shape(mask_positions)[1], -1))
 
     def get_config(self):
