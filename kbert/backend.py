@@ -124,11 +124,11 @@ def sparse_cross_entropy(labels, logits, return_hits=False):
     # PyTorch ops.max has an isinstance check that torch.compile cannot trace.
     top = keras.ops.stop_gradient(keras.ops.amax(logits, axis=-1, keepdims=True))
     top = keras.ops.where(keras.ops.isfinite(top), top, 0.0)  # rows of -inf stay -inf, not NaN
-    log_sum = keras.ops.log(keras.ops.sum(keras.ops.exp(logits - top), axis=-1)) + keras.ops.squeeze(top, -1)
-    loss = log_sum - picked
+    row_top = keras.ops.squeeze(top, -1)
+    loss = keras.ops.log(keras.ops.sum(keras.ops.exp(logits - top), axis=-1)) + row_top - picked
     if not return_hits:
         return loss
-    return loss, keras.ops.cast(picked >= keras.ops.squeeze(top, -1), "float32")
+    return loss, keras.ops.cast(picked >= row_top, "float32")
 
 
 def add_row_bias(matrix, bias):
