@@ -1,6 +1,7 @@
 """The few things that differ between Keras backends, kept in one place and tested on each."""
 
 import base64
+import contextlib
 import operator
 
 import keras
@@ -210,3 +211,32 @@ def keep_large_allocations():
         mallopt(option, value) == 1
         for option, value in ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, 1 << 30))
     )
+
+
+@contextlib.contextmanager
+def variables_kept_on_error(model):
+    """Inside this block an exception leaves `model`'s variables holding their last values (JAX only).
+
+    Keras' JAX loops take every variable's value out of the variable for the length of `fit`, `evaluate` or
+    `predict` and put the values back when the loop ends; an exception raised while reading a batch (a bad input
+    found by `kbert.models.checks.checked_data`) skips that, and the model is left with empty variables ("'NoneType'
+    object is not callable" on its next call). The values are put back from Keras' own latest state, or, before the
+    first step, from the values the variables held on entry. Holding those costs no memory: they are the same
+    arrays, and Keras donates them to its first step.
+    """
+    if keras.config.backend() != "jax":
+        yield
+        return
+    optimizer = getattr(model, "optimizer", None)
+    variables = list(model.variables) + (list(optimizer.variables) if optimizer is not None else [])
+    entry_values = [(variable, variable._value) for variable in variables]
+    try:
+        yield
+    except BaseException:
+        if getattr(model, "_jax_state", None) and not model._jax_state_synced:
+            model.jax_state_sync()
+        for variable, value in entry_values:
+            if variable._value is None:
+                variable._value = value
+        model._jax_state_synced = True
+        raise

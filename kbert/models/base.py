@@ -1,14 +1,19 @@
 """What every kbert model shares: input checks, `compile` defaults and config round-trips."""
 
+import contextlib
+
 import keras
 
+from kbert.backend import variables_kept_on_error
 from kbert.models.checks import (
     INPUT_KEYS,
     check_input_keys,
     check_input_values,
+    checked_data,
+    input_errors_raised,
     inputs_already_checked,
 )
-from kbert.models.preprocessor import is_text
+from kbert.models.preprocessor import check_text, is_text
 
 
 class KbertModel(keras.Model):
@@ -32,6 +37,7 @@ class KbertModel(keras.Model):
 
     def _from_text(self, x):
         """Raw text (strings, or a pair of string lists) becomes model inputs through the preprocessor."""
+        check_text(x)
         if not is_text(x):
             return x
         preprocessor = getattr(self, "preprocessor", None)
@@ -49,34 +55,34 @@ class KbertModel(keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
     def _check_data(self, x):
-        """Converts raw text and checks `x` up front when it is a dict of arrays; returns (x, checked)."""
+        """Converts raw text and checks `x` up front when it is a dict of arrays; data read batch by batch
+        (a `tf.data.Dataset`, a generator, a `PyDataset`) is checked as each batch is read. Returns (x, checked)."""
         x = self._from_text(x)
         if isinstance(x, dict):
             self._check_inputs(x)
             return x, True
-        return x, False
+        checked = checked_data(x, self._input_limits())
+        return checked, checked is not x
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
         x, _ = self._check_data(x)
         if isinstance(validation_data, tuple | list) and validation_data:
             validation_data = (self._check_data(validation_data[0])[0], *validation_data[1:])
-        # Per-step checks would cost a host sync each step on eager backends; arrays were checked above.
-        with inputs_already_checked():
+        elif validation_data is not None:
+            validation_data = self._check_data(validation_data)[0]
+        # Per-step checks would cost a host sync each step on eager backends; the data is checked as it is read.
+        with inputs_already_checked(), input_errors_raised(), variables_kept_on_error(self):
             return super().fit(x, y, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         x, checked = self._check_data(x)
-        if checked:
-            with inputs_already_checked():
-                return super().evaluate(x, y, **kwargs)
-        return super().evaluate(x, y, **kwargs)
+        with _checks_skipped(checked), input_errors_raised(), variables_kept_on_error(self):
+            return super().evaluate(x, y, **kwargs)
 
     def predict(self, x, **kwargs):
         x, checked = self._check_data(x)
-        if checked:
-            with inputs_already_checked():
-                return super().predict(x, **kwargs)
-        return super().predict(x, **kwargs)
+        with _checks_skipped(checked), input_errors_raised(), variables_kept_on_error(self):
+            return super().predict(x, **kwargs)
 
     # torch.compile guards the compiled step on Python state that Keras sets during the first step: a layer's
     # name-scope path (dropout layers are first called in training), the optimizer's weight-decay cache,
@@ -179,6 +185,11 @@ class KbertTask(KbertModel):
     def backbone_inputs() -> dict:
         """Fresh symbolic inputs `{token_ids, segment_ids, padding_mask}`, int32 [batch, seq]."""
         return {key: keras.Input(shape=(None,), dtype="int32", name=key) for key in INPUT_KEYS}
+
+
+def _checks_skipped(checked):
+    """Skips the per-call checks for data already checked (up front, or as it is read)."""
+    return inputs_already_checked() if checked else contextlib.nullcontext()
 
 
 def _torch_compiled(model):

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from kbert.models.checks import InputError
 from kbert.text import SegmentPacker, WordPieceTokenizer
 
 
@@ -66,6 +67,45 @@ def is_text(x) -> bool:
     if isinstance(x, list) and x and all(isinstance(item, str) for item in x):
         return True
     return isinstance(x, np.ndarray) and x.dtype.kind in "USO" and x.ndim == 1
+
+
+_SCALARS = (str, bytes, int, float, bool, type(None), np.generic)
+
+
+def check_text(x):
+    """Raises `InputError` for what is meant as raw text but is not all strings (a list holding None or numbers,
+    an empty list) or is not valid Unicode (a lone surrogate such as "\\ud800", which no encoder can write)."""
+    if (
+        isinstance(x, tuple)
+        and len(x) == 2
+        and all(isinstance(part, list | tuple | np.ndarray) for part in x)
+    ):
+        for part in x:
+            check_text(list(part))
+        return
+    if isinstance(x, np.ndarray) and x.dtype.kind in "OU" and x.ndim == 1:
+        x = list(x)
+    if isinstance(x, str):
+        x = [x]
+    if not isinstance(x, list):
+        return
+    if not x:
+        raise InputError("got an empty list; pass at least one text (a list of strings)")
+    if not all(isinstance(item, _SCALARS) for item in x):
+        return  # a list of arrays or dicts: not text, left to Keras
+    for index, item in enumerate(x):
+        if not isinstance(item, str):
+            raise InputError(
+                f"text {index} is {item!r} ({type(item).__name__}), not a string; raw-text inputs are a list of "
+                "strings (or a pair of lists), token inputs a dict of token_ids, segment_ids and padding_mask"
+            )
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InputError(
+                f"text {index} holds {item[error.start]!r} at character {error.start}, a lone surrogate that is not "
+                "valid Unicode; decode the source text with errors='replace' (or fix its encoding)"
+            ) from None
 
 
 def _as_strings(texts):
