@@ -6,7 +6,9 @@
 --teacher is a kbert save folder (model.keras, vocab.txt, labels.json) or a .keras file (then --vocab). Writes to
 --out: student/ (a kbert save), metrics.json (teacher and student dev accuracy, parameter counts, the shares
 retained) and student.tflite with its report (dynamic-range int8 by default; --quantize none skips the export).
-The logic lives in `kbert.export.distillation` and `kbert.export.litert`.
+Every setting and path is checked before a file is written; a refusal prints `error: ...` and exits with code 2
+(`--debug`: the traceback); the export's exit code is the script's. The logic lives in `kbert.export.distillation`
+and `kbert.export.litert`.
 """
 
 import argparse
@@ -18,16 +20,27 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+BACKENDS = ("tensorflow", "jax", "torch")
 QUANTIZATIONS = ("none", "fp32", "fp16", "dynamic", "int8", "16x8")
 
 
+def requested_backend(argv):
+    """--backend, read before anything imports Keras (a bad value: the default, then parse_args refuses it)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--backend", default="jax")
+    backend = parser.parse_known_args(argv)[0].backend
+    return backend if backend in BACKENDS else "jax"
+
+
 def parse_args(argv):
+    from kbert.cli import add_debug_flag  # after main() has set KERAS_BACKEND: importing kbert imports Keras
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--backend",
-        choices=["tensorflow", "jax", "torch"],
+        choices=BACKENDS,
         default="jax",
         help="Keras backend for training (default jax); the export always runs on tensorflow.",
     )
@@ -103,6 +116,7 @@ def parse_args(argv):
         help="LiteRT quantization of the student (default dynamic: int8 weights; none: no export).",
     )
     parser.add_argument("--out", default="runs/distill", help="output folder (default runs/distill).")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -121,11 +135,19 @@ def export_student(args):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.environ["KERAS_BACKEND"] = args.backend
+    argv = sys.argv[1:] if argv is None else argv
+    os.environ["KERAS_BACKEND"] = requested_backend(argv)
+    args = parse_args(argv)
+    from kbert.cli import run_reporting_errors
+
+    return run_reporting_errors(lambda: run(args), debug=args.debug)
+
+
+def run(args):
+    """Distils (the config checks every setting before a file is written), then exports the student."""
     from kbert.export.distillation import DistillationConfig, distill
 
-    skip = ("backend", "quantize")
+    skip = ("backend", "quantize", "debug")
     metrics = distill(DistillationConfig(**{k: v for k, v in vars(args).items() if k not in skip}))
     print(json.dumps({"out": args.out, **metrics}, indent=2))
     if args.quantize == "none":

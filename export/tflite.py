@@ -2,13 +2,13 @@
 
     python export/tflite.py --model runs/classifier/ --out classifier.tflite --quantization dynamic --with-tokenizer
 
-Writes the .tflite (only if it passes verification), `<name>.report.json` and `<name>.report.png`; with
+Writes the .tflite (only if it passes verification), then `<name>.report.json` and `<name>.report.png`; with
 `--format savedmodel` / `--format onnx` also a TF SavedModel (`<name>_savedmodel/`) and an ONNX file (`<name>.onnx`)
-for servers, token ids in, each checked against the Keras model in the same report.
+for servers, token ids in, each checked against the Keras model in the same report. A failed export writes its report
+(with the "error") and no .tflite. Bad input: `error: ...` on stderr, exit code 2 (`--debug`: the traceback).
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -18,6 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv=None):
+    from kbert.cli import add_debug_flag
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model", required=True, help="a kbert save folder (model.keras, vocab.txt) or a .keras file"
@@ -54,46 +56,42 @@ def parse_args(argv=None):
         help="fail (write no .tflite) if the file loses more points than this; negative: no limit",
     )  # fmt: skip
     parser.add_argument("--latency-repeats", type=int, default=30)
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from kbert.export import ExportError, export_litert, read_records
+    from kbert.cli import run_reporting_errors
 
-    labels = None
-    if args.labels:
-        if os.path.isfile(args.labels):
-            with open(args.labels, encoding="utf-8") as file:
-                labels = json.load(file)
-        else:
-            labels = [name.strip() for name in args.labels.split(",")]
-    representative = None
-    if args.representative:
-        with open(args.representative, encoding="utf-8") as file:
-            representative = [line.rstrip("\n") for line in file]
+    return run_reporting_errors(lambda: export(args), debug=args.debug)
+
+
+def export(args):
+    from kbert.export.litert import export_litert, read_calibration_texts, read_labels, read_records
+
+    # Every input file first, so a bad one is refused before the model loads or anything is written.
+    labels = read_labels(args.labels) if args.labels else None
+    representative = read_calibration_texts(args.representative) if args.representative else None
     eval_records = read_records(args.eval)[: args.num_eval] if args.eval else None
-    try:
-        report = export_litert(
-            args.model,
-            args.out,
-            quantization=args.quantization,
-            sequence_length=args.seq_len,
-            dynamic_length=args.dynamic_seq_len,
-            with_tokenizer=args.with_tokenizer,
-            with_pair=args.text_pair,
-            representative_texts=representative,
-            eval_records=eval_records,
-            num_calibration=args.num_calibration,
-            num_eval=args.num_eval,
-            max_accuracy_drop=None if args.max_accuracy_drop < 0 else args.max_accuracy_drop,
-            vocabulary=args.vocab,
-            labels=labels,
-            latency_repeats=args.latency_repeats,
-            server_formats=[name for name in dict.fromkeys(args.format) if name != "tflite"],
-        )
-    except ExportError as error:
-        sys.exit(f"export failed: {error}")
+    report = export_litert(
+        args.model,
+        args.out,
+        quantization=args.quantization,
+        sequence_length=args.seq_len,
+        dynamic_length=args.dynamic_seq_len,
+        with_tokenizer=args.with_tokenizer,
+        with_pair=args.text_pair,
+        representative_texts=representative,
+        eval_records=eval_records,
+        num_calibration=args.num_calibration,
+        num_eval=args.num_eval,
+        max_accuracy_drop=None if args.max_accuracy_drop < 0 else args.max_accuracy_drop,
+        vocabulary=args.vocab,
+        labels=labels,
+        latency_repeats=args.latency_repeats,
+        server_formats=[name for name in dict.fromkeys(args.format) if name != "tflite"],
+    )
     main_output = next(iter(report["outputs"]))
     print(
         f"wrote {args.out}: {report['shipped']}, {report['file_size_bytes'] / 1e6:.2f} MB, "
@@ -108,7 +106,8 @@ def main(argv=None):
             f"wrote {os.path.join(os.path.dirname(args.out), server['path'])} ({name}, {server['runtime']}): max |Δ| {parity['max_abs_diff']:.3g}, "
             f"mean cosine {parity['mean_cosine']:.6f}, latency {server['latency_ms']:.2f} ms"
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,7 +4,8 @@
 
 SRC is a local folder: a kbert save (model.keras), a Hugging Face BERT checkpoint (config.json + model.safetensors)
 or a KerasHub BERT preset. Task heads convert with the model (pretraining, classification, tagging, QA); KerasHub
-presets hold the backbone only.
+presets hold the backbone only. DST must not be SRC. Bad input: `error: ...` on stderr, exit code 2 (`--debug`: the
+traceback).
 """
 
 import argparse
@@ -48,21 +49,26 @@ def load_any(source):
     return getattr(kbert, name).from_preset(source, **kwargs)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("source", help="the checkpoint folder to read")
-    parser.add_argument("destination", help="the folder to write")
-    parser.add_argument(
-        "--to", required=True, choices=["kbert", "huggingface", "kerashub"], help="output format"
-    )
-    args = parser.parse_args(argv)
+def check_destination(source, destination):
+    """Refuses, before anything is written, a destination that is the source folder or the folder of a source
+    `.keras` file (the save would overwrite what it converts; `samefile` sees through links)."""
+    if not (os.path.exists(source) and os.path.exists(destination)):
+        return  # a missing source is load_any's to report; a destination yet to be made is not the source
+    folder = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
+    if os.path.samefile(folder, destination):
+        what = "the source" if folder == source else "the folder of the source"
+        raise ValueError(
+            f"destination {destination!r} is {what} {source!r}; converting in place would overwrite the "
+            f"checkpoint it reads: give another destination folder"
+        )
 
+
+def convert(args):
     from kbert.interop import save_huggingface, save_kerashub
     from kbert.interop.presets import preset_tokenizer
     from kbert.interop.saving import save_kbert
 
+    check_destination(args.source, args.destination)
     model = load_any(args.source)
     tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
     if tokenizer is None and os.path.isdir(args.source):
@@ -71,6 +77,22 @@ def main(argv=None):
     save(model, args.destination, tokenizer=tokenizer)
     print(f"{type(model).__name__} from {args.source} written as {args.to} to {args.destination}")
     return 0
+
+
+def main(argv=None):
+    from kbert.cli import add_debug_flag, run_reporting_errors
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("source", help="the checkpoint folder to read")
+    parser.add_argument("destination", help="the folder to write (not the source)")
+    parser.add_argument(
+        "--to", required=True, choices=["kbert", "huggingface", "kerashub"], help="output format"
+    )
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    return run_reporting_errors(lambda: convert(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -111,18 +111,24 @@ def parse_args(argv):
     )
     add("--seed", type=int, default=0, help="seed of shuffling, dropout and the new head.")
     add("--out", default="runs/finetune", help="output folder (default runs/finetune).")
+    add("--debug", action="store_true", help="on an error, show the Python traceback, not just its message.")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ["KERAS_BACKEND"] = args.backend
+    from kbert.cli import run_reporting_errors
     from kbert.training.finetuning import FinetuningConfig, finetune
 
-    fields = {key: value for key, value in vars(args).items() if key != "backend"}
-    metrics = finetune(FinetuningConfig(**fields))
-    print(json.dumps({"out": args.out, **metrics}, indent=2))
-    return 0
+    fields = {key: value for key, value in vars(args).items() if key not in ("backend", "debug")}
+
+    def run():
+        metrics = finetune(FinetuningConfig(**fields))
+        print(json.dumps({"out": args.out, **metrics}, indent=2))
+        return 0
+
+    return run_reporting_errors(run, debug=args.debug)
 
 
 if __name__ == "__main__":

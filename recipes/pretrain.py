@@ -68,8 +68,7 @@ def parse_args(argv):
     parser.add_argument(
         "--warmup-steps",
         type=int,
-        default=50,
-        help="linear warmup steps, then linear decay to 0 at --steps (default 50).",
+        help="linear warmup steps, then linear decay to 0 at --steps (default: a tenth of --steps, at most 50).",
     )
     parser.add_argument(
         "--weight-decay",
@@ -131,24 +130,28 @@ def parse_args(argv):
         "--seed", type=int, default=0, help="seed of data, masks, dropout and initialisation (default 0)."
     )
     parser.add_argument("--out", default="runs/pretrain", help="output folder (default runs/pretrain).")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the Python traceback, not just its message."
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.environ["KERAS_BACKEND"] = args.backend
+    from kbert.cli import run_reporting_errors
     from kbert.training.pretraining import PretrainingConfig, pretrain
 
-    fields = {name.replace("-", "_"): value for name, value in vars(args).items() if name != "backend"}
+    fields = {name: value for name, value in vars(args).items() if name not in ("backend", "debug")}
     fields["lowercase"] = not fields.pop("cased")
     config = PretrainingConfig(**fields)
-    try:
+
+    def run():
         metrics = pretrain(config)
-    except FloatingPointError as error:  # NaN loss: the message names the checkpoint that was kept
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps({"out": config.out, **metrics}, indent=2))
-    return 0
+        print(json.dumps({"out": config.out, **metrics}, indent=2))
+        return 0
+
+    return run_reporting_errors(run, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from kbert.data.corpus import builtin_corpus, read_bert_text, read_jsonl, split_
 from kbert.data.instances import Instance, create_instances
 from kbert.data.pipeline import (
     build_instance_cache,
+    cached_instances,
+    corpus_digest,
     instances_to_dataset,
     load_instances,
     pretraining_dataset,
@@ -16,6 +18,8 @@ __all__ = [
     "Instance",
     "build_instance_cache",
     "builtin_corpus",
+    "cached_instances",
+    "corpus_digest",
     "create_instances",
     "instances_to_dataset",
     "load_instances",

@@ -61,6 +61,37 @@ def _example(instance):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def corpus_digest(documents):
+    """A SHA-256 of documents (lists of sentence strings): it changes whenever a sentence does."""
+    digest = hashlib.sha256()
+    for document in documents:
+        digest.update(json.dumps(list(document), ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _cache_settings(
+    documents,
+    tokenizer,
+    max_seq_length=128,
+    short_seq_prob=0.1,
+    pair_task="nsp",
+    seed=0,
+    documents_per_shard=5000,
+    corpus_key=None,
+):
+    """What a cache is built from: reused only when all of it matches."""
+    return {
+        "format": _CACHE_FORMAT,
+        "max_seq_length": int(max_seq_length),
+        "short_seq_prob": float(short_seq_prob),
+        "pair_task": pair_task,
+        "seed": int(seed),
+        "documents_per_shard": int(documents_per_shard),
+        "vocabulary": _vocabulary_digest(tokenizer),
+        "corpus": corpus_key or (corpus_digest(documents) if isinstance(documents, list | tuple) else None),
+    }
+
+
 def _vocabulary_digest(tokenizer):
     text = "\n".join(tokenizer.vocabulary) + json.dumps(tokenizer.get_config(), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -75,12 +106,15 @@ def build_instance_cache(
     pair_task="nsp",
     seed=0,
     documents_per_shard=5000,
+    corpus_key=None,
 ):
     """Tokenizes documents and writes their instances as TFRecord shards, streaming (larger than memory is fine).
 
     Each shard holds the instances of `documents_per_shard` consecutive documents; NSP draws its random B from
     the same shard's documents. `meta.json` is written last, so a killed build leaves no valid cache; when the
-    folder already holds a cache built with the same settings and vocabulary, nothing is redone.
+    folder already holds a cache built from the same corpus with the same settings and vocabulary, nothing is
+    redone. The corpus is known by `corpus_key`, or, for a list of documents, by `corpus_digest(documents)`; an
+    iterator without a key cannot be known before it is read, so its cache is built anew every time.
 
     Args:
         documents: an iterable of documents (lists of sentence strings), e.g. `read_bert_text(...)`.
@@ -88,25 +122,18 @@ def build_instance_cache(
         directory: the cache folder.
         max_seq_length, short_seq_prob, pair_task, seed: see `kbert.data.create_instances`.
         documents_per_shard: documents per shard.
+        corpus_key: a string that changes whenever the corpus does (e.g. `corpus_digest`).
 
     Returns:
         The cache's metadata dict (`num_instances`, `shards`, ...).
     """
-    settings = {
-        "format": _CACHE_FORMAT,
-        "max_seq_length": int(max_seq_length),
-        "short_seq_prob": float(short_seq_prob),
-        "pair_task": pair_task,
-        "seed": int(seed),
-        "documents_per_shard": int(documents_per_shard),
-        "vocabulary": _vocabulary_digest(tokenizer),
-    }
+    settings = _cache_settings(
+        documents, tokenizer, max_seq_length, short_seq_prob, pair_task, seed, documents_per_shard, corpus_key
+    )
+    meta = _matching_cache(directory, settings)
+    if meta is not None:
+        return meta
     meta_path = os.path.join(directory, "meta.json")
-    if os.path.isfile(meta_path):
-        with open(meta_path, encoding="utf-8") as file:
-            meta = json.load(file)
-        if {key: meta.get(key) for key in settings} == settings:
-            return meta
     os.makedirs(directory, exist_ok=True)
     if os.path.exists(meta_path):
         os.remove(meta_path)
@@ -135,11 +162,27 @@ def build_instance_cache(
         num_instances += len(instances)
         num_documents += len(chunk)
         progress.update(num_documents)
+    progress.update(num_documents, finalize=True)
     meta = {**settings, "shards": shards, "num_instances": num_instances, "num_documents": num_documents}
     with open(meta_path + ".tmp", "w", encoding="utf-8") as file:
         json.dump(meta, file, indent=2)
     os.replace(meta_path + ".tmp", meta_path)
     return meta
+
+
+def cached_instances(documents, tokenizer, directory, **settings):
+    """The metadata of the cache in `directory` when `build_instance_cache` with these arguments would reuse it
+    as it is, else None. Only the cache's `meta.json` is read (and the documents, for their digest)."""
+    return _matching_cache(directory, _cache_settings(documents, tokenizer, **settings))
+
+
+def _matching_cache(directory, settings):
+    meta_path = os.path.join(directory, "meta.json")
+    if settings["corpus"] is None or not os.path.isfile(meta_path):
+        return None
+    with open(meta_path, encoding="utf-8") as file:
+        meta = json.load(file)
+    return meta if {key: meta.get(key) for key in settings} == settings else None
 
 
 def load_instances(directory):

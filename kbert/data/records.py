@@ -194,6 +194,11 @@ def read_squad(path):
                 for answer in answers:
                     answer = answer if isinstance(answer, dict) else {}
                     start, text = answer.get("answer_start"), answer.get("text")
+                    if not impossible and isinstance(text, str) and not text.strip():
+                        raise ValueError(
+                            f"{where}: an answer's text is empty; give the answer's words, or mark a question "
+                            f'without an answer (SQuAD v2.0) with "is_impossible": true and no answers'
+                        )
                     if (
                         not isinstance(start, int)
                         or not isinstance(text, str)

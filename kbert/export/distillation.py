@@ -5,6 +5,7 @@
 """
 
 import dataclasses
+import math
 import os
 import time
 
@@ -20,7 +21,7 @@ from kbert.export.students import check_task_model, make_student, student_from_t
 from kbert.models import BertClassifier
 from kbert.models.checks import INPUT_KEYS
 from kbert.text import SegmentPacker, WordPieceTokenizer, learn_vocabulary
-from kbert.training.checkpoints import save_model, write_json
+from kbert.training.checkpoints import check_output_folder, save_model, write_json
 from kbert.training.finetuning import (
     batches,
     classification_metrics,
@@ -50,6 +51,10 @@ class DistillationConfig:
         temperature, alpha, hidden_loss, attention_loss: see `Distiller` (`hidden_loss` and `attention_loss` are
             the weights of those terms; 0 leaves them out).
         seq_len, batch_size, epochs, lr, warmup_ratio, weight_decay, jit, seed, out: as in fine-tuning.
+
+    Raises:
+        ValueError: a setting out of range, naming it (`lr` must be finite and > 0, `temperature` > 0, `alpha`
+            in [0, 1], the loss weights >= 0, the counts >= 1); paths are checked by `distill`.
     """
 
     teacher: str = ""
@@ -74,6 +79,70 @@ class DistillationConfig:
     jit: bool | None = None
     seed: int = 0
     out: str = "runs/distill"
+
+    def __post_init__(self):
+        for name, value, example in (("lr", self.lr, "1e-4"), ("temperature", self.temperature, "2")):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}={value!r}; it must be a finite number > 0, such as {example}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha={self.alpha!r}; the soft loss's share must be in [0, 1] (default 0.5)")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise ValueError(f"warmup_ratio={self.warmup_ratio!r}; the warmup share must be in [0, 1]")
+        weights = {
+            "hidden_loss": self.hidden_loss,
+            "attention_loss": self.attention_loss,
+            "weight_decay": self.weight_decay,
+        }
+        for name, value in weights.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r}; it must be a finite number >= 0 (0: off)")
+        counts = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "student_layers": self.student_layers,
+            "student_vocabulary_size": self.student_vocabulary_size,
+        }
+        for name, value in counts.items():
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value!r}; it must be at least 1")
+        if self.general_epochs < 0:
+            raise ValueError(f"general_epochs={self.general_epochs!r}; it must be >= 0 (0: no general pass)")
+        if self.unlabeled and not self.general_epochs:
+            raise ValueError(
+                f"unlabeled={self.unlabeled!r} is read by general distillation only; set general_epochs >= 1 "
+                f"or drop unlabeled"
+            )
+
+
+def check_paths(config):
+    """Refuses an `out` that cannot be a folder or would overlap the inputs; reads and writes nothing.
+
+    `out` must not be the teacher's folder nor inside it, and no input may lie in `out/student/` or be
+    `out/metrics.json` (what `distill` writes).
+    """
+    check_output_folder(config.out)
+    out = os.path.realpath(config.out)
+    if os.path.isdir(config.teacher) and _is_within(out, os.path.realpath(config.teacher)):
+        raise ValueError(
+            f"out={config.out!r} is the teacher's folder {config.teacher!r} or inside it; the student would be "
+            f"written among the teacher's files: choose another output folder"
+        )
+    written = [os.path.join(out, "student"), os.path.join(out, "metrics.json")]
+    inputs = {name: getattr(config, name) for name in ("teacher", "vocab", "train", "dev", "unlabeled")}
+    for name, path in inputs.items():
+        if path and any(_is_within(os.path.realpath(path), target) for target in written):
+            raise ValueError(
+                f"{name}={path!r} lies where this run writes ({written[0]}/, {written[1]}); choose another "
+                f"output folder"
+            )
+
+
+def _is_within(path, folder):
+    """`path` is `folder` or inside it (real paths; `samefile` also catches hard links and bind mounts)."""
+    if os.path.exists(path) and os.path.exists(folder) and os.path.samefile(path, folder):
+        return True
+    return os.path.commonpath([path, folder]) == folder
 
 
 def encode(records, tokenizer, seq_len):
@@ -163,8 +232,9 @@ def distill(config: DistillationConfig) -> dict:
     Writes to `config.out`: `student/` (a kbert save: `model.keras`, `vocab.txt`, `tokenizer_config.json`,
     `labels.json`) and `metrics.json` (`teacher_dev_accuracy`, `student_dev_accuracy`, macro-F1s,
     `accuracy_retained`, `teacher_parameters`, `student_parameters`, `parameter_share`, `train_seconds`...).
-    Returns the metrics.
+    Returns the metrics. Every path is checked (`check_paths`), and every input read, before a file is written.
     """
+    check_paths(config)
     keras.utils.set_random_seed(config.seed)
     loaded = load_teacher(config.teacher, config.vocab)
     teacher, tokenizer = loaded.model, loaded.tokenizer
@@ -175,6 +245,7 @@ def distill(config: DistillationConfig) -> dict:
         )
     train_records = read_records(config.train)
     dev_records = read_records(config.dev) if config.dev else None
+    unlabeled = read_texts(config.unlabeled) if config.unlabeled else train_records
     label_names = loaded.labels or sorted({str(r["label"]) for r in train_records})
     if len(label_names) != teacher.num_classes:
         raise ValueError(
@@ -247,7 +318,6 @@ def distill(config: DistillationConfig) -> dict:
     metrics = {"backend": keras.config.backend(), "train_examples": len(train_records)}
     start = time.perf_counter()
     if config.general_epochs:
-        unlabeled = read_texts(config.unlabeled) if config.unlabeled else train_records
         general = Distiller(teacher, student, output_weight=0.0, hidden_weight=1.0, attention_weight=1.0)
         metrics["general_examples"] = len(unlabeled)
         metrics["general_final_train"] = train(general, unlabeled, config.general_epochs, labelled=False)
@@ -281,6 +351,7 @@ def distill(config: DistillationConfig) -> dict:
         )
 
     student_dir = os.path.join(config.out, "student")
+    student.record_vocabulary(student_tokenizer)
     save_model(student, os.path.join(student_dir, "model.keras"))
     student_tokenizer.save_to_preset(student_dir)
     write_json(list(label_names), os.path.join(student_dir, "labels.json"))

@@ -8,10 +8,11 @@ remedies in order (`FALLBACKS`) until one keeps within the budget. On request th
 `kbert.export.servers` (SavedModel, ONNX) are written beside it, checked the same way.
 """
 
+import errno
 import functools
 import json
+import math
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -70,16 +71,86 @@ def _corpus_sentences():
 
 
 def read_records(path):
-    """Reads JSON Lines `{"text": ..., "text_pair": ... (optional), "label": ... (optional)}`."""
+    """Reads JSON Lines `{"text": ..., "text_pair": ... (optional), "label": ... (optional)}`.
+
+    Raises:
+        OSError: the file cannot be opened (the error names the path).
+        ExportError: naming `path:line` for a line that is not UTF-8, not JSON, or not an object with a string
+            "text"; and for a file without a record.
+    """
     records = []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            if line.strip():
+    with open(path, "rb") as file:
+        for number, raw in enumerate(file, 1):
+            line = _decode(raw, path, number)
+            if not line.strip():
+                continue
+            try:
                 record = json.loads(line)
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise ExportError(f"{path}:{number}: expected a JSON object with a string 'text'")
-                records.append(record)
+            except json.JSONDecodeError as error:
+                raise ExportError(
+                    f"{path}:{number}: not JSON ({error.msg}, column {error.colno}); expected one JSON object "
+                    f'a line, such as {{"text": "...", "label": "..."}}'
+                ) from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ExportError(f"{path}:{number}: expected a JSON object with a string 'text'")
+            records.append(record)
+    if not records:
+        raise ExportError(f"{path} holds no record; expected JSON Lines with a string 'text' on each line")
     return records
+
+
+def read_calibration_texts(path):
+    """The lines of a UTF-8 text file (calibration text, one text a line), without their line ends.
+
+    Raises:
+        OSError: the file cannot be opened (the error names the path).
+        ExportError: naming `path:line` for a line that is not UTF-8; and for a file with no text.
+    """
+    with open(path, "rb") as file:
+        texts = [_decode(raw, path, number).rstrip("\r\n") for number, raw in enumerate(file, 1)]
+    if not any(text.strip() for text in texts):
+        raise ExportError(f"{path} holds no text; give calibration text, one text a line")
+    return texts
+
+
+def read_labels(value):
+    """Class names from a JSON file holding a list of strings, or from names separated by commas ("neg,pos").
+
+    Raises:
+        FileNotFoundError: `value` names a `.json` file that does not exist.
+        ExportError: the file is not a JSON list of strings; an empty or repeated name.
+    """
+    if os.path.isfile(value):
+        with open(value, "rb") as file:
+            text = _decode(file.read(), value)
+        try:
+            labels = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ExportError(
+                f"{value}:{error.lineno}: not JSON ({error.msg}); expected a JSON list of class names such as "
+                f'["negative", "positive"]'
+            ) from None
+        if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
+            raise ExportError(
+                f"{value} holds {json.dumps(labels)[:60]}, not a JSON list of class names (strings) such as "
+                f'["negative", "positive"]'
+            )
+    elif value.endswith(".json"):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), value)
+    else:
+        labels = [name.strip() for name in value.split(",")]
+    if not labels or not all(labels) or len(set(labels)) != len(labels):
+        raise ExportError(f"labels {labels}: class names must be non-empty and distinct")
+    return labels
+
+
+def _decode(raw, path, number=None):
+    where = f"{path}:{number}" if number is not None else path
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ExportError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
+    return text.removeprefix("\ufeff") if number in (None, 1) else text  # a byte-order mark: not text
 
 
 def export_litert(
@@ -102,6 +173,13 @@ def export_litert(
     graph_rewrites=True,
 ):
     """Exports `model` as a LiteRT file at `output` and writes `<output stem>.report.json` and `.report.png`.
+
+    Every argument is checked before a file is created or changed. Then the order of writes is: the stale report
+    of an earlier export at `output` is removed, the `.tflite` written (atomically), then its report (the chart,
+    then the JSON, each atomically): a report on disk always describes the `.tflite` beside it, and an export
+    killed half-way leaves no report of a file that was never written. A failed export (no attempt within
+    `max_accuracy_drop`) writes its report with `"shipped": null` and an `"error"`, and leaves the `.tflite` path
+    as it was: it neither writes nor removes a file there.
 
     Args:
         model: a path (kbert save folder or `.keras` file), a Keras model, or a `LoadedModel`.
@@ -130,8 +208,9 @@ def export_litert(
 
     Raises:
         RuntimeError: not on the TensorFlow backend.
-        ExportError: Flex/custom ops needed, empty representative set, unwritable output, or an accuracy drop
-            beyond `max_accuracy_drop` for every fallback (the report is still written; no .tflite is).
+        ExportError: Flex/custom ops needed, empty representative or eval set, unwritable output, or an accuracy
+            drop beyond `max_accuracy_drop` for every fallback (the report is still written; no .tflite is).
+        ValueError: a setting out of range.
     """
     require_tensorflow_backend()
     started = time.perf_counter()
@@ -139,6 +218,9 @@ def export_litert(
     _check_writable(output)
     if quantization not in converter.QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r}; choose one of {converter.QUANTIZATIONS}")
+    _check_settings(sequence_length, num_calibration, num_eval, max_accuracy_drop, latency_repeats)
+    if eval_records is not None and not eval_records:
+        raise ExportError("eval_records is empty; give held-out records, or None for the built-in corpus")
     loaded = _as_loaded(model, vocabulary, labels)
     graphs.check_exportable(loaded.model)
     tokenizer = loaded.tokenizer
@@ -172,6 +254,7 @@ def export_litert(
         else [{"text": text} for text in default_texts(num_eval, skip=num_calibration)]
     )
     label_ids = _label_ids(records, loaded.labels)
+    _check_sequence_length(loaded.model, sequence_length)
 
     if with_tokenizer:
         function = graphs.text_function(loaded.model, tokenizer, sequence_length, with_pair)
@@ -254,6 +337,7 @@ def export_litert(
             shipped = (attempt_quantization, flatbuffer, cosines)
             break
 
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     server_reports = None
     if server_formats:
         token_examples = examples if not with_tokenizer else _token_examples(loaded, records, sequence_length)
@@ -313,19 +397,24 @@ def export_litert(
         report["per_example_cosine"] = shipped[2][main_output]
     report["seconds"] = time.perf_counter() - started
     report_path = os.path.splitext(output)[0] + ".report.json"
-    verify.write_report(report, report_path)
     if not shipped:
         tried = "; ".join(
             f"{a['quantization']}: "
             + (f"drop {a['accuracy_drop_points']:.2f}" if "error" not in a else a["error"])
             for a in attempts
         )
-        raise ExportError(
+        kept = " (the file already there is left as it was)" if os.path.exists(output) else ""
+        report["error"] = (
             f"no LiteRT file kept within max_accuracy_drop={max_accuracy_drop} points ({tried}); nothing written "
-            f"to {output!r}, see {report_path}. Try another quantization, more calibration text, or a larger budget"
+            f"to {output!r}{kept}, see {report_path}. Try another quantization, more calibration text, or a "
+            f"larger budget"
         )
+        verify.write_report(report, report_path)
+        raise ExportError(report["error"])
     metadata = _metadata(loaded, report, with_tokenizer, with_pair)
+    _remove_report(report_path)  # an earlier export's: from here until the new one is written there is none
     _write_atomically(output, converter.add_metadata(shipped[1], metadata))
+    verify.write_report(report, report_path)
     return report
 
 
@@ -347,16 +436,48 @@ def _as_loaded(model, vocabulary, labels):
     return wrap_model(model, labels=labels, vocabulary=vocabulary)
 
 
+def _check_settings(sequence_length, num_calibration, num_eval, max_accuracy_drop, latency_repeats):
+    counts = dict(
+        sequence_length=sequence_length,
+        num_calibration=num_calibration,
+        num_eval=num_eval,
+        latency_repeats=latency_repeats,
+    )
+    for name, value in counts.items():
+        if not (isinstance(value, int | np.integer) and value >= 1):
+            raise ValueError(f"{name}={value!r}; it must be a whole number >= 1")
+    if max_accuracy_drop is not None and math.isnan(max_accuracy_drop):
+        raise ValueError("max_accuracy_drop=nan; give a number of points, or None for no limit")
+
+
+def _check_sequence_length(model, sequence_length):
+    config = getattr(getattr(model, "backbone", model), "config", None)
+    longest = getattr(config, "max_sequence_length", None)
+    if longest is not None and sequence_length > longest:
+        raise ValueError(
+            f"sequence_length={sequence_length} > the model's max_sequence_length {longest}; give at most {longest}"
+        )
+
+
 def _check_writable(output):
-    folder = os.path.dirname(os.path.abspath(output)) or "."
+    """Refuses an output path that cannot be written, without creating or changing anything."""
     if os.path.isdir(output):
         raise ExportError(f"output {output!r} is a folder; give the .tflite file's path")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kbert-write-test-"):
-            pass
-    except OSError as error:
-        raise ExportError(f"cannot write the output {output!r}: {error.strerror or error}") from None
+    folder = os.path.dirname(os.path.abspath(output))
+    while not os.path.exists(folder):  # the nearest existing folder above: makedirs creates the rest
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ExportError(f"cannot write the output {output!r}: {folder!r} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write the output {output!r}: {folder!r} is not writable")
+
+
+def _remove_report(report_path):
+    # The JSON first: a chart without its JSON is no report of anything.
+    chart = report_path[: -len(".json")] + ".png"
+    for path in (report_path, chart):
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def _write_atomically(path, data):

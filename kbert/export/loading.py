@@ -10,6 +10,7 @@ import os
 
 import keras
 
+from kbert.interop import check_vocabulary
 from kbert.text import WordPieceTokenizer
 
 
@@ -82,12 +83,20 @@ def load_model(path, vocabulary=None) -> LoadedModel:
 def wrap_model(model, tokenizer=None, labels=None, vocabulary=None, folder=None, source="<in memory>"):
     """A `LoadedModel` for an in-memory model: the tokenizer is `tokenizer`, else `vocabulary` (a vocab.txt), else
     the folder's `vocab.txt`, else the model's preprocessor's; labels from `labels` or the folder's `labels.json`."""
+    vocabulary_source = "the given tokenizer"
     if tokenizer is None and vocabulary is not None:
-        tokenizer = WordPieceTokenizer(vocabulary=vocabulary)
+        tokenizer, vocabulary_source = WordPieceTokenizer(vocabulary=vocabulary), os.fspath(vocabulary)
     if tokenizer is None and folder and os.path.isfile(os.path.join(folder, "vocab.txt")):
         tokenizer = WordPieceTokenizer.from_preset(folder)
+        vocabulary_source = os.path.join(folder, "vocab.txt")
     if tokenizer is None:
         tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
+        vocabulary_source = "the model's own vocabulary"
+    if tokenizer is not None:
+        try:
+            check_vocabulary(model, tokenizer, vocabulary_source, source)
+        except ValueError as error:
+            raise ExportError(str(error)) from None
     if labels is None and folder and os.path.isfile(os.path.join(folder, "labels.json")):
         with open(os.path.join(folder, "labels.json"), encoding="utf-8") as file:
             labels = json.load(file)

@@ -126,12 +126,21 @@ def accuracy_drop_points(task, summary):
 
 
 def write_report(report, path):
-    """Writes `report` as JSON at `path` and a PNG chart next to it (`<name>.report.png`)."""
-    with open(path + ".tmp", "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=2, default=_json_default)
-    os.replace(path + ".tmp", path)
+    """Writes `report` as JSON at `path` and a PNG chart next to it (`<name>.report.png`).
+
+    Each file goes through a temporary file and `os.replace`; the chart first, so a JSON report on disk always
+    has its chart.
+    """
     chart = path[: -len(".json")] + ".png" if path.endswith(".json") else path + ".png"
     write_chart(report, chart)
+    temporary = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=2, default=_json_default)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
     return path, chart
 
 
@@ -155,7 +164,7 @@ def write_chart(report, path):
     cosines = report.get("per_example_cosine") or [1.0]
     # One bin when the cosines are (nearly) equal: NumPy cannot cut a range of ~1e-16 into 20 bins.
     axes[0].hist(cosines, bins=20 if np.ptp(cosines) > 1e-6 else 1, color="tab:blue")
-    axes[0].set_title(f"cosine to Keras per example ({report['shipped']})")
+    axes[0].set_title(f"cosine to Keras per example ({report['shipped'] or 'nothing shipped'})")
     names = [attempt["quantization"] for attempt in attempts]
     for axis, key, title in (
         (axes[1], "file_size_bytes", "file size (MB)"),
@@ -174,7 +183,12 @@ def write_chart(report, path):
         axes[3].axhline(report["max_accuracy_drop"], color="tab:red", linestyle="--")
     figure.suptitle(f"{report['name']}: {report['model_class']} → LiteRT", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path + ".tmp.png", dpi=80)
-    plt.close(figure)
-    os.replace(path + ".tmp.png", path)
+    temporary = f"{path}.partial-{os.getpid()}.png"  # the suffix tells matplotlib the format
+    try:
+        figure.savefig(temporary, dpi=80)
+        os.replace(temporary, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(temporary):
+            os.remove(temporary)
     return path

@@ -144,11 +144,40 @@ def _check_vocabulary(path, config):
         )
 
 
+def check_vocabulary(model, tokenizer, vocabulary_source, model_source):
+    """Raises `ValueError` when `tokenizer`'s vocabulary is not the one `model` was trained with.
+
+    A model that records its vocabulary (`KbertModel.vocabulary_record`: kbert saves since the record exists)
+    must get exactly that vocabulary; otherwise the vocabulary must have as many tokens as the embedding has rows.
+    The sources (paths) name the two sides in the message.
+    """
+    record = getattr(model, "vocabulary_record", None)
+    size = tokenizer.vocabulary_size
+    if record is not None and (size, tokenizer.vocabulary_sha256) != (
+        record["vocabulary_size"],
+        record["vocabulary_sha256"],
+    ):
+        raise ValueError(
+            f"{vocabulary_source} ({size} tokens, sha256 {tokenizer.vocabulary_sha256[:12]}) is not the vocabulary "
+            f"{model_source} was trained with ({record['vocabulary_size']} tokens, sha256 "
+            f"{record['vocabulary_sha256'][:12]}); use the vocab.txt saved with that model"
+        )
+    rows = getattr(model, "backbone", model).config.vocabulary_size
+    if size != rows:
+        raise ValueError(
+            f"{vocabulary_source} has {size} tokens but the embedding of {model_source} has {rows} rows; the "
+            "vocabulary does not belong to these weights: use the vocab.txt saved with that model"
+        )
+
+
 def _from_kbert_save(cls, path, backbone_kwargs, task_kwargs):
     from kbert.models import BertBackbone
 
     model_path = path if path.endswith(".keras") else os.path.join(path, "model.keras")
     model = keras.models.load_model(model_path)
+    folder_tokenizer = None if path.endswith(".keras") else preset_tokenizer(path)
+    if folder_tokenizer is not None:
+        check_vocabulary(model, folder_tokenizer, os.path.join(path, "vocab.txt"), model_path)
     backbone = model if isinstance(model, BertBackbone) else model.backbone
     if backbone_kwargs:
         rebuilt = BertBackbone.from_config({**backbone.get_config(), **backbone_kwargs})
@@ -157,15 +186,18 @@ def _from_kbert_save(cls, path, backbone_kwargs, task_kwargs):
     if cls is BertBackbone:
         return backbone
     same_task = all(getattr(model, key, None) == value for key, value in task_kwargs.items())
-    if type(model) is cls and not backbone_kwargs and same_task:
-        return model
-    logger.warning(
-        "kbert: %s head freshly initialised (the save at %s holds a %s)",
-        cls.__name__,
-        path,
-        type(model).__name__,
-    )
-    return cls(backbone, **task_kwargs)
+    if not (type(model) is cls and not backbone_kwargs and same_task):
+        logger.warning(
+            "kbert: %s head freshly initialised (the save at %s holds a %s)",
+            cls.__name__,
+            path,
+            type(model).__name__,
+        )
+        model = cls(backbone, **task_kwargs)
+    if getattr(model, "preprocessor", None) is None and folder_tokenizer is not None:
+        # A save without a preprocessor (a pretraining run's) still takes raw text with its folder's vocabulary.
+        attach_preprocessor(model, path)
+    return model
 
 
 def assign_weights(model, arrays, table, source):

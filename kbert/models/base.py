@@ -150,6 +150,25 @@ class KbertModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def record_vocabulary(self, tokenizer):
+        """Records which vocabulary this model is trained with (`tokenizer`'s size and fingerprint) in its config,
+        so that its saves carry the record and loading them with another `vocab.txt` is refused
+        (`kbert.interop.check_vocabulary`). A model with a preprocessor records its tokenizer's by itself."""
+        self._vocabulary_record = (tokenizer.vocabulary_size, tokenizer.vocabulary_sha256)
+
+    @property
+    def vocabulary_record(self) -> dict | None:
+        """`{"vocabulary_size", "vocabulary_sha256"}` of the vocabulary this model is trained with, or None when
+        unknown (a model never given a tokenizer, or a save older than the record)."""
+        tokenizer = getattr(getattr(self, "preprocessor", None), "tokenizer", None)
+        if tokenizer is not None:
+            return {
+                "vocabulary_size": tokenizer.vocabulary_size,
+                "vocabulary_sha256": tokenizer.vocabulary_sha256,
+            }
+        record = getattr(self, "_vocabulary_record", None)
+        return None if record is None else {"vocabulary_size": record[0], "vocabulary_sha256": record[1]}
+
     def _base_config(self) -> dict:
         # Functional models' own get_config() describes the graph; ours describe the constructor.
         config = {
@@ -159,6 +178,8 @@ class KbertModel(keras.Model):
         }
         if getattr(self, "preprocessor", None) is not None:
             config["preprocessor"] = keras.layers.serialize(self.preprocessor)
+        if self.vocabulary_record is not None:
+            config["vocabulary"] = self.vocabulary_record
         return config
 
     @classmethod
@@ -169,9 +190,12 @@ class KbertModel(keras.Model):
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.layers.deserialize(config["backbone"])
         preprocessor = config.pop("preprocessor", None)
+        vocabulary = config.pop("vocabulary", None)
         model = cls(**config)
         if preprocessor is not None:
             model.preprocessor = keras.layers.deserialize(preprocessor)
+        if vocabulary is not None:
+            model._vocabulary_record = (vocabulary["vocabulary_size"], vocabulary["vocabulary_sha256"])
         return model
 
 

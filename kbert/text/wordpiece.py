@@ -13,6 +13,7 @@ Differences from the reference (Hugging Face `BertTokenizerLegacy`, google-resea
     `special_tokens_in_strings=False` for that behaviour everywhere (then text can never inject a separator).
 """
 
+import hashlib
 import json
 import os
 import re
@@ -182,6 +183,12 @@ class WordPieceTokenizer:
     def vocabulary_size(self):
         """Number of tokens in the vocabulary."""
         return len(self.vocabulary)
+
+    @property
+    def vocabulary_sha256(self):
+        """A fingerprint of the vocabulary (SHA-256 of its tokens, one a line): two tokenizers with the same
+        fingerprint map text to the same ids (casing and the other options aside)."""
+        return hashlib.sha256("\n".join(self.vocabulary).encode("utf-8")).hexdigest()
 
     @property
     def pad_id(self):

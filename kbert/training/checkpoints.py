@@ -5,8 +5,10 @@ place, so a kill during a write can leave a file that fails to load, or new weig
 `TrainingCheckpoint` keeps its protocol (restore in `on_train_begin`, set the initial epoch, save at epoch ends)
 and adds what resuming a run exactly needs:
 
-- one commit point: each save writes a new `ckpt-<batches>.weights.h5`, then atomically replaces `checkpoint.json`,
-  which names it. A kill at any moment leaves the previous `checkpoint.json` and the file it names intact;
+- one commit point per checkpoint: each save writes a new `ckpt-<batches>.weights.h5`, then atomically its state
+  `ckpt-<batches>.json`, which names it. A kill at any moment leaves the previous pair intact, and the pair before
+  it is kept too: a checkpoint that cannot be read (a truncated file, a disk error) makes `restore` fall back to
+  the one before, with a warning that names the bad file;
 - the data position (batches consumed; the caller's data stream is seeded, so it skips that many batches);
 - the random state `save_weights` leaves out: the models' `SeedGenerator` states (dropout), and on PyTorch the
   torch generator's state, which Keras' unseeded dropout draws from there;
@@ -17,16 +19,21 @@ and adds what resuming a run exactly needs:
 import contextlib
 import glob
 import json
+import logging
 import math
 import os
+import re
 
 import keras
 import numpy as np
 
 from kbert.backend import global_random_state, set_global_random_state
 
-STATE_FILE = "checkpoint.json"
-KEEP = 2  # weight files kept: the one `checkpoint.json` names and the one before it
+KEEP = 2  # checkpoints kept: the last, and the one before it to fall back to
+STATE_PATTERN = re.compile(r"ckpt-(\d+)\.json")
+LEGACY_STATE_FILE = "checkpoint.json"  # the one state file of saves before the per-checkpoint states
+
+logger = logging.getLogger("kbert")
 
 
 def _fsync_directory(directory):
@@ -60,6 +67,30 @@ def atomic_write(path, write):
     _fsync_directory(directory)
 
 
+def check_output_folder(out, sources=None):
+    """Raises `ValueError` unless `out` is a folder that exists or can be made (no file on its path), other than
+    every source folder a run reads and must leave unchanged.
+
+    Args:
+        out: the output folder.
+        sources: `{flag: path}` of the run's inputs (e.g. `{"--init": "runs/pretrain"}`); None paths are skipped.
+    """
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--out {os.fspath(out)!r} is a file; give a folder")
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"--out {os.fspath(out)!r} is under {parent!r}, which is a file; give a folder path")
+    for flag, source in (sources or {}).items():
+        if source and os.path.exists(source) and os.path.realpath(source) == os.path.realpath(path):
+            raise ValueError(
+                f"{flag} and --out are the same folder ({os.fspath(source)!r}); the run would overwrite what it "
+                "reads: pass another --out"
+            )
+
+
 def save_model(model, path):
     """`model.save(path)` (a `.keras` file), atomically."""
     atomic_write(path, model.save)
@@ -73,6 +104,14 @@ def write_json(data, path):
             json.dump(data, file, indent=2)
 
     atomic_write(path, write)
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as file:
+        state = json.load(file)
+    if not isinstance(state, dict) or "weights" not in state:
+        raise ValueError("not a checkpoint state (no 'weights' entry)")
+    return state
 
 
 def _seed_states(model):
@@ -110,29 +149,69 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
         self._restore_done = False
         self._history = {}
 
-    @property
-    def state_path(self):
-        return os.path.join(self.backup_dir, STATE_FILE)
+    def state_paths(self):
+        """The checkpoints' state files, newest first."""
+        if not os.path.isdir(self.backup_dir):
+            return []
+        names = [name for name in os.listdir(self.backup_dir) if STATE_PATTERN.fullmatch(name)]
+        names.sort(key=lambda name: int(STATE_PATTERN.fullmatch(name).group(1)), reverse=True)
+        if os.path.isfile(os.path.join(self.backup_dir, LEGACY_STATE_FILE)):
+            names.append(LEGACY_STATE_FILE)
+        return [os.path.join(self.backup_dir, name) for name in names]
 
     def read_state(self):
-        """The state `checkpoint.json` holds, or None if there is no checkpoint."""
-        if not os.path.isfile(self.state_path):
-            return None
-        with open(self.state_path, encoding="utf-8") as file:
-            return json.load(file)
+        """The newest checkpoint's state that can be read, or None if there is none."""
+        for path in self.state_paths():
+            with contextlib.suppress(OSError, ValueError):
+                return _read_json(path)
+        return None
 
     def restore(self, model=None):
-        """Loads the last checkpoint into `model` (default: the model `fit` set); returns its state or None."""
+        """Loads the newest readable checkpoint into `model` (default: the model `fit` set); returns its state, or
+        None when the folder holds no checkpoint.
+
+        A checkpoint that cannot be read (a truncated weights file, a malformed state) is skipped with a warning
+        naming it, for the one before it. Raises `ValueError` when checkpoints exist but none can be read (so a run
+        never silently starts over), or when they were written with other `settings`.
+        """
         if self._restore_done:
             return self.restored
         model = model or self.model
         self._restore_done = True
         for leftover in glob.glob(os.path.join(self.backup_dir, ".tmp-*")):
             os.remove(leftover)  # a write the last run did not finish
-        state = self.read_state()
-        if state is None:
+        paths = self.state_paths()
+        if not paths:
             return None
-        self._check_settings(state.get("settings"))
+        problems = []
+        for path in paths:
+            try:
+                state = _read_json(path)
+            except (OSError, ValueError) as error:
+                problems.append(f"{path}: {error}")
+                logger.warning("kbert: skipping the unreadable checkpoint state %s (%s)", path, error)
+                continue
+            self._check_settings(state.get("settings"))
+            try:
+                self._load(model, state)
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                weights = os.path.join(self.backup_dir, str(state.get("weights")))
+                problems.append(f"{weights}: {error}")
+                logger.warning(
+                    "kbert: the checkpoint %s cannot be read (%s); falling back to the one before it",
+                    weights,
+                    error,
+                )
+                continue
+            self._history = {key: list(values) for key, values in state["history"].items()}
+            self.restored = state
+            return state
+        raise ValueError(
+            f"no checkpoint in {self.backup_dir!r} can be read ({'; '.join(problems)}); move that folder away to "
+            "start the run over, or pass a new output folder"
+        )
+
+    def _load(self, model, state):
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(os.path.join(self.backup_dir, state["weights"]))
@@ -145,9 +224,6 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
         for variable, value in zip(seed_states, state["seed_states"], strict=True):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         set_global_random_state(state.get("global_random_state"))
-        self._history = {key: list(values) for key, values in state["history"].items()}
-        self.restored = state
-        return state
 
     def _check_settings(self, saved):
         if self.settings is None or saved is None:
@@ -192,22 +268,29 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         batches = self._current_epoch * self.steps_per_epoch
-        name = f"ckpt-{batches:09d}.weights.h5"
-        atomic_write(os.path.join(self.backup_dir, name), self.model.save_weights)
+        name = f"ckpt-{batches:09d}"
+        atomic_write(os.path.join(self.backup_dir, name + ".weights.h5"), self.model.save_weights)
         state = {
             "epoch": self._current_epoch,
             "batches": batches,
-            "weights": name,
+            "weights": name + ".weights.h5",
             "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)],
             "global_random_state": global_random_state(),
             "history": self._history,
             "settings": self.settings,
             "extra": self.extra,
         }
-        write_json(state, self.state_path)  # the commit point
-        weights = sorted(glob.glob(os.path.join(self.backup_dir, "ckpt-*.weights.h5")))
-        for old in weights[:-KEEP]:
+        write_json(state, os.path.join(self.backup_dir, name + ".json"))  # the commit point
+        states = self.state_paths()
+        for old in states[KEEP:]:
             os.remove(old)
+        named = set()
+        for kept in states[:KEEP]:
+            with contextlib.suppress(OSError, ValueError):
+                named.add(_read_json(kept)["weights"])
+        for weights in glob.glob(os.path.join(self.backup_dir, "ckpt-*.weights.h5")):
+            if os.path.basename(weights) not in named:
+                os.remove(weights)  # an older checkpoint's, or one whose state was never committed
 
     @property
     def history(self):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from kbert.backend import varying_shape_jit
 from kbert.data.windows import LONG_TEXT
-from kbert.training.checkpoints import save_model, write_json
+from kbert.training.checkpoints import check_output_folder, save_model, write_json
 from kbert.training.finetuning_tasks import TASKS
 from kbert.training.lora import count_parameters, enable_lora, merged_copy
 from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)
@@ -225,6 +225,17 @@ def _check_config(config):
             raise ValueError(f"{name}={getattr(config, name)}; use a positive number")
     if config.lora_rank < 0:
         raise ValueError(f"lora_rank={config.lora_rank}; use 0 (off) or a positive rank such as 8")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(
+            f"lr={config.lr}; the learning rate must be a finite number > 0 (BERT: 2e-5 to 5e-5)"
+        )
+    if not 0 <= config.warmup_ratio <= 1:
+        raise ValueError(
+            f"warmup_ratio={config.warmup_ratio}; use a share of the steps in [0, 1] (BERT: 0.1)"
+        )
+    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
+        raise ValueError(f"weight_decay={config.weight_decay}; use a finite number >= 0 (BERT: 0.01)")
+    check_output_folder(config.out, {"--init": config.init})
 
 
 def finetune(config: FinetuningConfig) -> dict:
@@ -243,7 +254,6 @@ def finetune(config: FinetuningConfig) -> dict:
     _check_config(config)
     keras.utils.set_random_seed(config.seed)
     keras.config.set_dtype_policy(MIXED_PRECISION[config.mixed_precision])
-    os.makedirs(config.out, exist_ok=True)
 
     task = TASKS[config.task](config)
     train_records = task.read(config.train)

@@ -6,18 +6,30 @@
 import contextlib
 import dataclasses
 import glob
+import json
+import math
 import os
+import shutil
+import tempfile
 import time
 
 import keras
 
 from kbert.backend import fixed_shape_jit
 from kbert.config import BertConfig
-from kbert.data import build_instance_cache, builtin_corpus, pretraining_dataset, read_bert_text, read_jsonl
-from kbert.interop.presets import preset_tokenizer
+from kbert.data import (
+    build_instance_cache,
+    builtin_corpus,
+    cached_instances,
+    corpus_digest,
+    pretraining_dataset,
+    read_bert_text,
+    read_jsonl,
+)
+from kbert.interop.presets import preset_format, preset_tokenizer
 from kbert.models import BertBackbone, BertPretrainer
 from kbert.text import WordPieceTokenizer, learn_vocabulary
-from kbert.training.checkpoints import TrainingCheckpoint, save_model, write_json
+from kbert.training.checkpoints import TrainingCheckpoint, check_output_folder, save_model, write_json
 from kbert.training.distribution import batch_shards, data_parallel, model_parallel
 from kbert.training.optimizers import create_optimizer
 
@@ -40,7 +52,8 @@ class PretrainingConfig:
             used (`size`, `config` and `vocab` are ignored), and its masked-LM head when it has one.
         size: a `BertConfig.named` size; `config` (a JSON file) overrides it.
         seq_len, batch_size, steps, max_predictions: the data.
-        lr, warmup_steps, weight_decay, optimizer: the optimizer (warmup then linear decay to 0 at `steps`).
+        lr, warmup_steps, weight_decay, optimizer: the optimizer (warmup then linear decay to 0 at `steps`);
+            `warmup_steps` None: a tenth of `steps`, at most 50.
         objective: "nsp", "sop" or "mlm".
         mixed_precision: "none", "bf16" or "fp16".
         jit: compile the step: XLA on TensorFlow and JAX, torch.compile on PyTorch. None (the default): XLA on
@@ -68,7 +81,7 @@ class PretrainingConfig:
     steps: int = 500
     max_predictions: int = 20
     lr: float = 1e-3
-    warmup_steps: int = 50
+    warmup_steps: int | None = None
     weight_decay: float = 0.01
     optimizer: str = "adamw"
     objective: str = "nsp"
@@ -102,7 +115,7 @@ def read_corpus(paths):
     return documents
 
 
-def _tokenizer(config, documents, out):
+def _tokenizer(config, documents):
     if config.init:
         tokenizer = preset_tokenizer(config.init)
         if tokenizer is None:
@@ -117,17 +130,41 @@ def _tokenizer(config, documents, out):
             sentences, vocabulary_size=config.vocab_size, lowercase=config.lowercase
         )
         tokenizer = WordPieceTokenizer(vocabulary=vocabulary, lowercase=config.lowercase)
-    tokenizer.save_to_preset(out)
     return tokenizer
 
 
 def _model_config(config, vocabulary_size):
     if config.config:
-        model_config = BertConfig.from_json(config.config)
+        try:
+            model_config = BertConfig.from_json(config.config)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{config.config}:{error.lineno}: not valid JSON ({error.msg}); --config takes a JSON object of "
+                "kbert.BertConfig fields"
+            ) from None
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{config.config}: {error}") from None
         return dataclasses.replace(model_config, vocabulary_size=vocabulary_size)
     return BertConfig.named(
         config.size, vocabulary_size=vocabulary_size, max_sequence_length=max(config.seq_len, 128)
     )
+
+
+def _build_model(config, tokenizer):
+    """The pretrainer (fresh, or `config.init`'s weights) and its `BertConfig`; checks `seq_len` fits it."""
+    if config.init:
+        model = BertPretrainer.from_preset(config.init, objective=config.objective)
+        model_config, source = model.backbone.config, f"the --init model {config.init!r}"
+    else:
+        model_config = _model_config(config, tokenizer.vocabulary_size)
+        model = BertPretrainer(BertBackbone.from_bert_config(model_config), objective=config.objective)
+        source = f"--config {config.config!r}" if config.config else f"--size {config.size!r}"
+    if config.seq_len > model_config.max_sequence_length:
+        raise ValueError(
+            f"seq_len={config.seq_len} > the max_sequence_length {model_config.max_sequence_length} of "
+            f"{source}; use --seq-len {model_config.max_sequence_length} or less"
+        )
+    return model, model_config
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -168,6 +205,98 @@ def _steps_per_checkpoint(config):
     return config.checkpoint_every
 
 
+def _warmup_steps(config):
+    return min(50, config.steps // 10) if config.warmup_steps is None else config.warmup_steps
+
+
+def _check_config(config):
+    """Every setting in range, before anything is read or written."""
+    if config.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
+    if config.objective not in ("nsp", "sop", "mlm"):
+        raise ValueError(f"objective={config.objective!r}; choose 'nsp', 'sop' or 'mlm'")
+    for name in ("steps", "batch_size", "grad_accum", "max_predictions", "eval_batches", "model_parallel"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}={getattr(config, name)}; use a positive number")
+    if config.seq_len < 5:
+        raise ValueError(f"seq_len={config.seq_len} is too short for [CLS] A [SEP] B [SEP]; use 5 or more")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"lr={config.lr}; the learning rate must be a finite number > 0 (BERT: 1e-4)")
+    if not 0 <= _warmup_steps(config) <= config.steps:
+        raise ValueError(
+            f"warmup_steps={config.warmup_steps}; use 0 to steps={config.steps} (warmup, then linear decay to 0 at "
+            "steps)"
+        )
+    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
+        raise ValueError(f"weight_decay={config.weight_decay}; use a finite number >= 0 (BERT: 0.01)")
+    if not (config.init or config.vocab) and config.vocab_size < 10:
+        raise ValueError(f"vocab_size={config.vocab_size}; a learned vocabulary needs at least 10 tokens")
+
+
+def _check_paths(config):
+    """The output folder can be made, and is not the --init checkpoint (which the run must not change)."""
+    if config.init:
+        preset_format(config.init)  # raises for a path that holds no checkpoint
+    check_output_folder(config.out, {"--init": config.init})
+
+
+def _check_existing_run(config, tokenizer):
+    """An --out that holds files of a run must be this run's: a model without checkpoints, or a vocabulary other
+    than this run's, is refused (the settings are checked against the checkpoint when it is restored)."""
+    checkpoints = os.path.join(config.out, "checkpoints")
+    has_checkpoint = bool(TrainingCheckpoint(checkpoints, 1).state_paths())
+    if not has_checkpoint and os.path.isfile(os.path.join(config.out, "model.keras")):
+        raise ValueError(
+            f"{config.out!r} holds a model.keras but no pretraining checkpoint (checkpoints/): it is not a run "
+            "this command can resume; pass a new --out"
+        )
+    saved_vocabulary = os.path.join(config.out, "vocab.txt")
+    if has_checkpoint and os.path.isfile(saved_vocabulary):
+        saved = WordPieceTokenizer(vocabulary=saved_vocabulary)
+        if saved.vocabulary != tokenizer.vocabulary:
+            raise ValueError(
+                f"{config.out!r} holds a run with another vocabulary ({saved_vocabulary}: {saved.vocabulary_size} "
+                f"tokens; this run's: {tokenizer.vocabulary_size}); rerun with the same --vocab/--vocab-size and "
+                "corpus to resume, or pass a new --out"
+            )
+
+
+def _instance_cache(config, documents, tokenizer, corpus_key):
+    """`out/instances`, reused when it was built from the same corpus and settings, else built in a staging folder
+    that replaces it only once it holds at least one batch (so a corpus too small for a batch changes nothing)."""
+    cache = os.path.join(config.out, "instances")
+    pair_task = "sop" if config.objective == "sop" else "nsp"
+    settings = dict(
+        max_seq_length=config.seq_len, pair_task=pair_task, seed=config.seed, corpus_key=corpus_key
+    )
+    meta = cached_instances(documents, tokenizer, cache, **settings)
+    if meta is not None:
+        _check_enough_instances(meta, config)
+        return cache
+    created = not os.path.exists(config.out)
+    os.makedirs(config.out, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".instances-", dir=config.out)
+    try:
+        _check_enough_instances(build_instance_cache(documents, tokenizer, staging, **settings), config)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(config.out, ignore_errors=True)
+        raise
+    if os.path.isdir(cache):
+        shutil.rmtree(cache)
+    os.replace(staging, cache)
+    return cache
+
+
+def _check_enough_instances(meta, config):
+    if meta["num_instances"] < config.batch_size:
+        raise ValueError(
+            f"the corpus gives {meta['num_instances']} training sequences, fewer than one batch "
+            f"(batch_size={config.batch_size}); give a larger corpus or a smaller --batch-size"
+        )
+
+
 def _distribution(config):
     if config.data_parallel and config.model_parallel > 1:
         raise ValueError(
@@ -196,16 +325,16 @@ def pretrain(config: PretrainingConfig) -> dict:
         ValueError: bad settings, or `out` holding a checkpoint of a run with other settings.
     """
     wall_start = time.perf_counter()
-    if config.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
-    if config.steps < 1 or config.batch_size < 1 or config.grad_accum < 1:
-        raise ValueError(
-            f"steps ({config.steps}), batch_size ({config.batch_size}) and grad_accum ({config.grad_accum}) "
-            "must be >= 1"
-        )
+    # Validate, then write: settings, paths, corpus, vocabulary, the output folder's run, the model and the
+    # instances are all checked before anything under `out` is created or changed.
+    _check_config(config)
     steps_per_checkpoint = _steps_per_checkpoint(config)
     batches_per_checkpoint = steps_per_checkpoint * config.grad_accum  # Keras counts batches, not updates
-    os.makedirs(config.out, exist_ok=True)
+    _check_paths(config)
+    documents = read_corpus(config.corpus)
+    corpus_key = corpus_digest(documents)
+    tokenizer = _tokenizer(config, documents)
+    _check_existing_run(config, tokenizer)
     keras.utils.set_random_seed(config.seed)
     keras.config.set_dtype_policy(MIXED_PRECISION[config.mixed_precision])
     distribution = _distribution(config)
@@ -214,14 +343,30 @@ def pretrain(config: PretrainingConfig) -> dict:
             f"batch_size={config.batch_size} must divide evenly over the {batch_shards(distribution)} "
             "devices that split each batch"
         )
+    scope = distribution.scope if distribution else contextlib.nullcontext
 
-    documents = read_corpus(config.corpus)
-    tokenizer = _tokenizer(config, documents, config.out)
-    pair_task = "sop" if config.objective == "sop" else "nsp"
-    cache = os.path.join(config.out, "instances")
-    build_instance_cache(
-        documents, tokenizer, cache, max_seq_length=config.seq_len, pair_task=pair_task, seed=config.seed
-    )
+    with scope():
+        model, model_config = _build_model(config, tokenizer)
+        optimizer = create_optimizer(
+            config.optimizer,
+            config.lr,
+            _warmup_steps(config),
+            config.steps,
+            weight_decay=config.weight_decay,
+            gradient_accumulation_steps=config.grad_accum,
+        )
+        model.compile(optimizer=optimizer, jit_compile=fixed_shape_jit(config.jit))
+        model.optimizer.build(model.trainable_variables)
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}
+        settings["corpus_sha256"] = corpus_key
+        checkpoint = TrainingCheckpoint(
+            os.path.join(config.out, "checkpoints"), batches_per_checkpoint, settings=settings
+        )
+        state = checkpoint.restore(model)  # refuses a checkpoint of other settings
+
+    cache = _instance_cache(config, documents, tokenizer, corpus_key)
+    tokenizer.save_to_preset(config.out)
+    model_config.to_json(os.path.join(config.out, "config.json"))
 
     def dataset(seed, shuffle_buffer):
         return pretraining_dataset(
@@ -238,35 +383,7 @@ def pretrain(config: PretrainingConfig) -> dict:
     # Held-out masks: the same batches and masks before and after training.
     evaluation = dataset(config.seed + 1, 0).take(config.eval_batches).cache()
 
-    with distribution.scope() if distribution else contextlib.nullcontext():
-        if config.init:
-            model = BertPretrainer.from_preset(config.init, objective=config.objective)
-            model_config = model.backbone.config
-            if config.seq_len > model_config.max_sequence_length:
-                raise ValueError(
-                    f"seq_len={config.seq_len} > the --init model's max_sequence_length "
-                    f"{model_config.max_sequence_length}; use --seq-len {model_config.max_sequence_length} or less"
-                )
-        else:
-            model_config = _model_config(config, tokenizer.vocabulary_size)
-            model = BertPretrainer(BertBackbone.from_bert_config(model_config), objective=config.objective)
-        model_config.to_json(os.path.join(config.out, "config.json"))
-        optimizer = create_optimizer(
-            config.optimizer,
-            config.lr,
-            config.warmup_steps,
-            config.steps,
-            weight_decay=config.weight_decay,
-            gradient_accumulation_steps=config.grad_accum,
-        )
-        model.compile(optimizer=optimizer, jit_compile=fixed_shape_jit(config.jit))
-        model.optimizer.build(model.trainable_variables)
-
-        settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}
-        checkpoint = TrainingCheckpoint(
-            os.path.join(config.out, "checkpoints"), batches_per_checkpoint, settings=settings
-        )
-        state = checkpoint.restore(model)
+    with scope():
         if state is None:
             initial = model.evaluate(evaluation, verbose=0, return_dict=True)
             checkpoint.extra = {"initial": initial, "timed_batches": 0, "timed_seconds": 0.0}
@@ -299,6 +416,7 @@ def pretrain(config: PretrainingConfig) -> dict:
     write_json({"steps_per_epoch": steps_per_checkpoint, **history}, os.path.join(config.out, "history.json"))
     plot_history(history, steps_per_checkpoint, initial, os.path.join(config.out, "loss.png"))
 
+    model.record_vocabulary(tokenizer)
     save_model(model, os.path.join(config.out, "model.keras"))
     timed = checkpoint.extra
     metrics = {

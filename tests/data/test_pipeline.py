@@ -162,6 +162,13 @@ def test_shard_cache_round_trips_and_is_reused(tmp_path, tokenizer):
     x, _ = next(iter(data.pretraining_dataset(str(tmp_path), tokenizer, 8, SEQ, PREDICTIONS)))
     assert x["token_ids"].shape == (8, SEQ)
 
+    # An edited corpus (one sentence changed) is not the cached one: the cache is built again.
+    edited = [list(document) for document in documents]
+    edited[3][0] = "An edited sentence that was not in the corpus before."
+    rebuilt = data.build_instance_cache(edited, tokenizer, tmp_path, SEQ, documents_per_shard=100)
+    assert rebuilt["corpus"] != meta["corpus"] == data.corpus_digest(documents)
+    assert (tmp_path / meta["shards"][0]).stat().st_mtime_ns != stamp
+
 
 def test_missing_cache_and_too_long_instances_raise(tmp_path, instances, tokenizer):
     with pytest.raises(FileNotFoundError, match="meta.json"):

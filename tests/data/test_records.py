@@ -111,3 +111,13 @@ def test_text_pair_errors_name_the_line(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="holds no pair"):
         records.read_text_pairs(tmp_path / "empty.jsonl")
+
+
+def test_an_empty_squad_answer_is_refused_not_trained_as_no_answer(tmp_path):
+    squad = json.loads(open(write_squad(tmp_path / "v1.json"), encoding="utf-8").read())
+    squad["data"][0]["paragraphs"][0]["qas"][1]["answers"] = [{"text": "", "answer_start": 3}]
+    (tmp_path / "blank.json").write_text(json.dumps(squad), encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=r"question 'q2': an answer's text is empty.*\"is_impossible\": true"
+    ):
+        records.read_squad(tmp_path / "blank.json")

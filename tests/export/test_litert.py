@@ -153,14 +153,41 @@ def test_unsupported_models_and_bad_input_raise_clear_errors(vocab_path, tmp_pat
     assert not list(tmp_path.glob("*.tflite"))
 
 
-def test_accuracy_budget_and_interruption_leave_no_tflite(vocab_path, tmp_path, monkeypatch):
-    from kbert.export import ExportError, export_litert
+def test_report_follows_the_tflite_and_a_failed_export_leaves_the_file_alone(
+    vocab_path, tmp_path, monkeypatch
+):
+    """The .tflite is written first, then its report; a failed export writes a report with its "error" and
+    neither writes nor removes the .tflite; an export killed mid-write leaves no report of another file."""
+    from kbert.export import ExportError, export_litert, verify
+    from tests.export.conftest import folder_digest
 
     model, _ = tiny_task("classifier", vocab_path)
     output = tmp_path / "model.tflite"
-    with pytest.raises(ExportError, match="max_accuracy_drop=-1"):
+    report_path = tmp_path / "model.report.json"
+    write_report, calls = verify.write_report, []
+
+    def checked_write_report(report, path):
+        # What is on disk when the report is written: the .tflite, and no report of an earlier export.
+        calls.append((output.exists() and output.read_bytes(), report_path.exists()))
+        return write_report(report, path)
+
+    monkeypatch.setattr(verify, "write_report", checked_write_report)
+    with pytest.raises(ExportError, match="max_accuracy_drop=-1") as failed:
         export_litert(model, output, "fp16", sequence_length=16, max_accuracy_drop=-1, **FAST)
-    assert not output.exists() and (tmp_path / "model.report.json").exists()
+    report = json.loads(report_path.read_text())
+    assert report["shipped"] is None and report["error"] == str(failed.value)
+    assert calls == [(False, False)] and not output.exists()
+
+    report = export_litert(model, output, "fp32", sequence_length=16, **FAST)
+    assert calls[-1] == (output.read_bytes(), False)  # the failed export's report was removed first
+    assert json.loads(report_path.read_text())["shipped"] == "fp32" and "error" not in report
+
+    shipped = folder_digest(tmp_path)
+    with pytest.raises(ExportError, match="the file already there is left as it was"):
+        export_litert(model, output, "fp16", sequence_length=16, max_accuracy_drop=-1, **FAST)
+    after = folder_digest(tmp_path)
+    assert after["model.tflite"] == shipped["model.tflite"] and after.keys() == shipped.keys()
+    assert json.loads(report_path.read_text())["error"]
 
     def interrupted(_):
         raise KeyboardInterrupt
@@ -168,7 +195,7 @@ def test_accuracy_budget_and_interruption_leave_no_tflite(vocab_path, tmp_path, 
     monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_litert(model, output, "fp32", sequence_length=16, **FAST)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.report.json", "model.report.png"]
+    assert folder_digest(tmp_path) == {"model.tflite": shipped["model.tflite"]}
 
 
 def test_command_line_exports_a_kbert_save(vocab_path, tmp_path):
@@ -185,10 +212,10 @@ def test_command_line_exports_a_kbert_save(vocab_path, tmp_path):
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     output = tmp_path / "out" / "classifier.tflite"
-    cli.main([
+    assert cli.main([
         "--model", str(tmp_path / "saved"), "--out", str(output), "--quantization", "dynamic", "--seq-len", "16",
         "--with-tokenizer", "--num-eval", "4", "--latency-repeats", "2",
-    ])  # fmt: skip
+    ]) == 0  # fmt: skip
     assert json.loads(read_metadata(output.read_bytes())["labels.json"]) == ["a", "b", "c"]
     report = json.loads((tmp_path / "out" / "classifier.report.json").read_text())
     assert report["shipped"] == "dynamic" and report["with_tokenizer"]

@@ -69,3 +69,27 @@ def test_convert_huggingface_to_kbert_to_huggingface(tmp_path):
         to_numpy(classifier.backbone(inputs))["sequence_output"],
         atol=1e-6,
     )
+
+
+@pytest.mark.backend_independent
+def test_convert_refuses_to_write_over_its_source(tmp_path):
+    """DST == SRC (by real path: another spelling, or the folder of a source .keras file) is refused before
+    the model loads or anything is written."""
+    from tests.export.conftest import folder_digest, refusal, run_command
+
+    source = tmp_path / "hf"
+    source.mkdir()
+    (source / "config.json").write_text('{"architectures": ["BertModel"]}')
+    (source / "model.keras").write_bytes(b"never read")
+    before = folder_digest(tmp_path)
+    convert = ["-m", "kbert.convert", str(source), str(source / ".." / "hf"), "--to", "huggingface"]
+    message = refusal(run_command(convert, tmp_path))
+    assert "is the source" in message and "give another destination folder" in message
+    assert folder_digest(tmp_path) == before
+
+    from kbert.convert import check_destination
+
+    with pytest.raises(ValueError, match="is the folder of the source"):
+        check_destination(str(source / "model.keras"), str(source))
+    check_destination(str(source), str(tmp_path / "elsewhere"))
+    check_destination(str(source), str(source / "converted"))

@@ -41,11 +41,12 @@ def test_resumed_fit_equals_an_uninterrupted_one(tmp_path):
     for expected, actual in zip(whole.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_allclose(actual, expected, atol=1e-6)
     assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 16
-    state = json.loads((tmp_path / "split" / "checkpoint.json").read_text())
-    assert state["weights"] == "ckpt-000000016.weights.h5"
+    state = json.loads((tmp_path / "split" / "ckpt-000000016.json").read_text())
+    assert state["weights"] == "ckpt-000000016.weights.h5" and state["batches"] == 16
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == [
-        "checkpoint.json",
+        "ckpt-000000012.json",
         "ckpt-000000012.weights.h5",
+        "ckpt-000000016.json",
         "ckpt-000000016.weights.h5",
     ]
 
@@ -83,3 +84,29 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     state = TrainingCheckpoint(tmp_path, 4).restore(restored)
     assert state["batches"] == 4
     assert all(np.all(np.isfinite(weight)) for weight in restored.get_weights())
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "malformed state"])
+def test_an_unreadable_last_checkpoint_falls_back_to_the_one_before(tmp_path, damage, caplog):
+    _fit(_model(), TrainingCheckpoint(tmp_path, 4), epochs=3)
+    before = _model()
+    _fit(before, TrainingCheckpoint(tmp_path / "two", 4), epochs=2)  # an uninterrupted run of 8 batches
+    if damage == "truncated weights":
+        bad = tmp_path / "ckpt-000000012.weights.h5"
+        bad.write_bytes(bad.read_bytes()[:300])
+    else:
+        bad = tmp_path / "ckpt-000000012.json"
+        bad.write_text('{"epoch": 3, "batc')
+    restored = _model()
+    with caplog.at_level("WARNING", logger="kbert"):
+        state = TrainingCheckpoint(tmp_path, 4).restore(restored)
+    assert state["batches"] == 8
+    assert bad.name in caplog.text
+    for wanted, actual in zip(before.get_weights(), restored.get_weights(), strict=True):
+        np.testing.assert_allclose(actual, wanted, atol=1e-6)
+
+    # With no readable checkpoint left the run is refused, never started over.
+    older = tmp_path / "ckpt-000000008.weights.h5"
+    older.write_bytes(older.read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"no checkpoint in .* can be read .*ckpt-000000008.weights.h5"):
+        TrainingCheckpoint(tmp_path, 4).restore(_model())

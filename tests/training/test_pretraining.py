@@ -65,7 +65,7 @@ def test_pretrain_writes_a_kbert_save_and_metrics(corpus_file, tmp_path):
     assert written["final_mlm_loss"] < written["initial_mlm_loss"]
     assert written["steps"] == 15 and written["tokens_per_second"] > 0
     assert len(json.loads((out / "history.json").read_text())["mlm_loss"]) == 3
-    state = json.loads((out / "checkpoints" / "checkpoint.json").read_text())
+    state = json.loads((out / "checkpoints" / "ckpt-000000030.json").read_text())
     assert state["batches"] == 30 and (out / "checkpoints" / state["weights"]).is_file()
     assert any((out / "logs" / "train").iterdir())  # TensorBoard events
     model = keras.models.load_model(out / "model.keras")

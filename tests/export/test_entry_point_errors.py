@@ -1,0 +1,144 @@
+"""The export entry points refuse bad input in one line, before they write anything.
+
+`export/tflite.py` and `export/distill.py` run as users run them (subprocesses). Each refusal: exit code 2, one
+`error: ...` line naming the problem, no traceback, and every file and folder involved byte-identical afterwards.
+All of them come before a model loads, so the model folders here hold no loadable model: a check that moved after
+the load would fail these tests with another message. (`python -m kbert.convert` is tested in
+tests/interop/test_convert.py.)
+"""
+
+import json
+import os
+
+import pytest
+
+from tests.export.conftest import REPO, folder_digest, refusal, run_command
+
+# Subprocesses that do not depend on the backend of the test process: one pass, and no TensorFlow re-run of it.
+pytestmark = [pytest.mark.backend_independent, pytest.mark.every_backend]
+
+TFLITE = os.path.join(REPO, "export", "tflite.py")
+DISTILL = os.path.join(REPO, "export", "distill.py")
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A model folder (never loaded), input files good and bad, and a file where a folder is expected."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.keras").write_bytes(b"not reached")
+    (tmp_path / "model" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
+    (tmp_path / "train.jsonl").write_text(json.dumps({"text": "a cat", "label": "animal"}) + "\n")
+    (tmp_path / "eval.jsonl").write_text('{"text": "a cat", "label": "animal"}\n{"text": "a dog", label}\n')
+    (tmp_path / "labels.json").write_text('{"0": "animal", "1": "plant"}')
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    return tmp_path
+
+
+TFLITE_REFUSALS = {
+    "missing representative": (["--representative", "missing.txt"], ["missing.txt", "no such file"]),
+    "malformed eval": (["--eval", "eval.jsonl"], ["eval.jsonl:2: not JSON"]),
+    "labels not a list": (["--labels", "labels.json"], ["labels.json", "not a JSON list of class names"]),
+    "out under a file": (["--out", "blocker/model.tflite"], ["blocker", "is a file, not a folder"]),
+}
+
+
+@pytest.mark.parametrize("case", list(TFLITE_REFUSALS))
+def test_tflite_refuses_bad_input_before_writing(case, workspace):
+    arguments, fragments = TFLITE_REFUSALS[case]
+    command = [TFLITE, "--model", "model", "--out", "out/model.tflite", "--quantization", "int8", *arguments]
+    before = folder_digest(workspace)
+    message = refusal(run_command(command, workspace))
+    assert all(fragment in message for fragment in fragments), message
+    assert folder_digest(workspace) == before
+
+
+def test_tflite_debug_shows_the_traceback(workspace):
+    command = [TFLITE, "--model", "model", "--out", "out/model.tflite", "--representative", "missing.txt"]
+    result = run_command([*command, "--debug"], workspace)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "FileNotFoundError" in result.stderr
+
+
+DISTILL_REFUSALS = {
+    "negative lr": (["--lr", "-1"], "lr=-1.0; it must be a finite number > 0"),
+    "nan lr": (["--lr", "nan"], "lr=nan; it must be a finite number > 0"),
+    "out is the teacher": (["--out", "model/"], "out='model/' is the teacher's folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(DISTILL_REFUSALS))
+def test_distill_refuses_bad_settings_before_writing(case, workspace):
+    arguments, expected = DISTILL_REFUSALS[case]
+    command = [DISTILL, "--backend", "tensorflow", "--teacher", "model", "--train", "train.jsonl"]
+    command += ["--out", "run", *arguments]  # a later --out wins
+    before = folder_digest(workspace)
+    message = refusal(run_command(command, workspace))
+    assert expected in message
+    assert folder_digest(workspace) == before
+
+
+def test_distillation_config_checks_every_value():
+    from kbert.export.distillation import DistillationConfig
+
+    for field, value in [
+        ("lr", 0.0),
+        ("lr", float("inf")),
+        ("temperature", 0.0),
+        ("alpha", 1.5),
+        ("alpha", float("nan")),
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("seq_len", 0),
+        ("hidden_loss", -1.0),
+    ]:
+        with pytest.raises(ValueError, match=f"{field}="):
+            DistillationConfig(**{field: value})
+    with pytest.raises(ValueError, match="general distillation only"):
+        DistillationConfig(unlabeled="texts.txt")
+
+
+def test_distillation_paths_are_checked_before_anything_is_read(tmp_path):
+    from kbert.export.distillation import DistillationConfig, check_paths
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (tmp_path / "blocker").write_text("a file")
+    for out, message in [
+        (teacher / "nested" / "run", "teacher's folder"),
+        (tmp_path / "blocker" / "run", "is a file, not a folder"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_paths(DistillationConfig(teacher=str(teacher), out=str(out)))
+    with pytest.raises(ValueError, match="teacher=.* lies where this run writes"):
+        check_paths(DistillationConfig(teacher=str(tmp_path / "run" / "student"), out=str(tmp_path / "run")))
+    check_paths(DistillationConfig(teacher=str(teacher), out=str(tmp_path / "run")))
+    assert sorted(os.listdir(tmp_path)) == ["blocker", "teacher"]
+
+
+def test_export_input_files_are_refused_naming_file_and_line(tmp_path):
+    from kbert.export import ExportError
+    from kbert.export.litert import read_calibration_texts, read_labels, read_records
+
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    (tmp_path / "list.jsonl").write_text('{"text": "ok"}\n["not", "an", "object"]\n')
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    (tmp_path / "blank.txt").write_text(" \n\t\n")
+    (tmp_path / "windows.txt").write_bytes(b"\xef\xbb\xbfone\r\ntwo\n")
+    (tmp_path / "numbers.json").write_text("[0, 1]")
+    (tmp_path / "broken.json").write_text('[\n"a",\n')
+    for reader, name, message in [
+        (read_records, "latin1.jsonl", r"latin1.jsonl:2: not UTF-8"),
+        (read_records, "list.jsonl", r"list.jsonl:2: expected a JSON object"),
+        (read_records, "empty.jsonl", r"empty.jsonl holds no record"),
+        (read_calibration_texts, "blank.txt", r"blank.txt holds no text"),
+        (read_labels, "numbers.json", r"numbers.json holds \[0, 1\], not a JSON list of class names"),
+        (read_labels, "broken.json", r"broken.json:3: not JSON"),
+    ]:
+        with pytest.raises(ExportError, match=message):
+            reader(str(tmp_path / name))
+    with pytest.raises(FileNotFoundError):
+        read_labels(str(tmp_path / "missing.json"))
+    with pytest.raises(ExportError, match="non-empty and distinct"):
+        read_labels("a,,b")
+    assert read_labels("neg, pos") == ["neg", "pos"]
+    assert read_calibration_texts(str(tmp_path / "windows.txt")) == ["one", "two"]
