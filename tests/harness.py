@@ -1,6 +1,8 @@
 """Shared test harness: tiny configs and inputs, run on every backend."""
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +18,7 @@ TINY = dict(
     max_sequence_length=24,
 )
 BACKENDS = ("tensorflow", "jax", "torch")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_backbone(**overrides):
@@ -51,3 +54,40 @@ def run_in_backend(backend, code, timeout=300):
     if result.returncode:
         raise AssertionError(f"{backend} subprocess failed:\n{result.stderr[-4000:]}")
     return result.stdout
+
+
+def folder_digest(path):
+    """`{relative path: sha256}` of every file under `path`, and `"<folder>"` for every folder: equal digests
+    before and after a command mean it created, changed and removed nothing there."""
+    digest = {}
+    for folder, folders, files in os.walk(path):
+        for name in folders:
+            digest[os.path.relpath(os.path.join(folder, name), path)] = "<folder>"
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as file:
+                digest[os.path.relpath(os.path.join(folder, name), path)] = hashlib.sha256(
+                    file.read()
+                ).hexdigest()
+    return digest
+
+
+def run_command(arguments, cwd):
+    """Runs `python *arguments` from `cwd` with the repository importable; returns the finished process."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+# What TensorFlow's C++ logging prints on stderr at import, whatever TF_CPP_MIN_LOG_LEVEL says.
+_NATIVE_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl::InitializeLog)")
+
+
+def refusal(result):
+    """The one-line message of a refused command: exit code 2, no traceback, `error: ...` as the whole of
+    stderr (TensorFlow's native start-up log lines aside)."""
+    assert result.returncode == 2, f"exit code {result.returncode}:\n{result.stderr[-4000:]}"
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not _NATIVE_LOG.match(line)]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-4000:]
+    return lines[0]

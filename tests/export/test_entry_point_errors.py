@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.export.conftest import REPO, folder_digest, refusal, run_command
+from tests.harness import REPO, folder_digest, refusal, run_command
 
 # Subprocesses that do not depend on the backend of the test process: one pass, and no TensorFlow re-run of it.
 pytestmark = [pytest.mark.backend_independent, pytest.mark.every_backend]
@@ -57,6 +57,29 @@ def test_tflite_debug_shows_the_traceback(workspace):
     result = run_command([*command, "--debug"], workspace)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "FileNotFoundError" in result.stderr
+
+
+def test_tflite_refuses_a_vocab_that_is_not_the_models(tmp_path):
+    # A bare .keras file carries its vocabulary's record: --vocab with another vocabulary of the same size is
+    # refused before anything is converted.
+    import kbert
+    from tests.harness import TINY, tiny_backbone
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
+        f"w{i}" for i in range(TINY["vocabulary_size"] - 5)
+    ]
+    classifier = kbert.BertClassifier(tiny_backbone(), num_classes=2)
+    classifier.record_vocabulary(kbert.WordPieceTokenizer(tokens))
+    classifier.save(tmp_path / "bare.keras")
+    tokens[20] = "other"
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    before = folder_digest(tmp_path)
+    command = [TFLITE, "--model", "bare.keras", "--vocab", "vocab.txt", "--out", "out/model.tflite"]
+    message = refusal(run_command(command, tmp_path))
+    assert (
+        "vocab.txt (97 tokens" in message and "is not the vocabulary bare.keras was trained with" in message
+    )
+    assert folder_digest(tmp_path) == before
 
 
 DISTILL_REFUSALS = {

@@ -159,7 +159,7 @@ def test_report_follows_the_tflite_and_a_failed_export_leaves_the_file_alone(
     """The .tflite is written first, then its report; a failed export writes a report with its "error" and
     neither writes nor removes the .tflite; an export killed mid-write leaves no report of another file."""
     from kbert.export import ExportError, export_litert, verify
-    from tests.export.conftest import folder_digest
+    from tests.harness import folder_digest
 
     model, _ = tiny_task("classifier", vocab_path)
     output = tmp_path / "model.tflite"

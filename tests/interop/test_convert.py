@@ -75,7 +75,7 @@ def test_convert_huggingface_to_kbert_to_huggingface(tmp_path):
 def test_convert_refuses_to_write_over_its_source(tmp_path):
     """DST == SRC (by real path: another spelling, or the folder of a source .keras file) is refused before
     the model loads or anything is written."""
-    from tests.export.conftest import folder_digest, refusal, run_command
+    from tests.harness import folder_digest, refusal, run_command
 
     source = tmp_path / "hf"
     source.mkdir()
