@@ -38,8 +38,14 @@ _CLEANUP_REPLACEMENTS = (
 def load_vocabulary(vocabulary):
     """Returns the vocabulary as a list of tokens from a `vocab.txt` path or a list (one token a line)."""
     if isinstance(vocabulary, str | os.PathLike):
-        with open(vocabulary, encoding="utf-8") as file:
-            tokens = [line.rstrip("\r\n") for line in file]
+        try:
+            with open(vocabulary, encoding="utf-8") as file:
+                tokens = [line.rstrip("\r\n") for line in file]
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"vocabulary file {os.fspath(vocabulary)!r} is not UTF-8 text (byte {error.start}); expected a "
+                "vocab.txt, one token a line"
+            ) from None
         while tokens and not tokens[-1]:
             tokens.pop()
         if not tokens:
