@@ -128,7 +128,7 @@ def test_distillation_paths_are_checked_before_anything_is_read(tmp_path):
     (tmp_path / "blocker").write_text("a file")
     for out, message in [
         (teacher / "nested" / "run", "teacher's folder"),
-        (tmp_path / "blocker" / "run", "is a file, not a folder"),
+        (tmp_path / "blocker" / "run", "which is a file; give a folder path"),
     ]:
         with pytest.raises(ValueError, match=message):
             check_paths(DistillationConfig(teacher=str(teacher), out=str(out)))

@@ -105,10 +105,14 @@ def test_killed_run_resumes_to_the_same_weights(run_files, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state = tmp_path / "killed" / "checkpoints" / "checkpoint.json"
+    checkpoints = tmp_path / "killed" / "checkpoints"
+
+    def committed_batches():  # each checkpoint's state file is its commit point, written atomically
+        return max((int(path.stem.split("-")[1]) for path in checkpoints.glob("ckpt-*.json")), default=0)
+
     deadline = time.monotonic() + 240
     while interrupted.poll() is None and time.monotonic() < deadline:
-        if state.exists() and json.loads(state.read_text())["batches"] >= target:  # written atomically
+        if committed_batches() >= target:
             break
         time.sleep(0.01)
     time.sleep(delay)
@@ -116,7 +120,7 @@ def test_killed_run_resumes_to_the_same_weights(run_files, tmp_path):
     interrupted.wait()
     assert interrupted.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (tmp_path / "killed" / "metrics.json").exists()
-    killed_at = json.loads(state.read_text())["batches"]
+    killed_at = committed_batches()
 
     resumed = subprocess.run(
         _command(run_files, tmp_path / "killed"),
