@@ -26,15 +26,13 @@ TASKS = {
 
 def load_any(source):
     """The model in `source` as the kbert class that matches its format and heads."""
-    import keras
-
     import kbert
-    from kbert.interop import preset_format
+    from kbert.interop import load_keras_file, preset_format
 
     kind = preset_format(source)
     if kind == "kbert":
         path = source if source.endswith(".keras") else os.path.join(source, "model.keras")
-        model = keras.models.load_model(path)
+        model = load_keras_file(path)
         return (
             kbert.models.BertBackbone.from_preset(source)
             if model is None
@@ -49,6 +47,16 @@ def load_any(source):
     return getattr(kbert, name).from_preset(source, **kwargs)
 
 
+# Files of a kbert, Hugging Face or KerasHub checkpoint: a destination holding one is refused.
+CHECKPOINT_FILES = (
+    "model.keras",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.weights.h5",
+    "config.json",
+)
+
+
 def check_destination(source, destination):
     """Refuses, before anything is written, a destination that is the source folder or the folder of a source
     `.keras` file (the save would overwrite what it converts; `samefile` sees through links)."""
@@ -60,6 +68,12 @@ def check_destination(source, destination):
         raise ValueError(
             f"destination {destination!r} is {what} {source!r}; converting in place would overwrite the "
             f"checkpoint it reads: give another destination folder"
+        )
+    held = [name for name in CHECKPOINT_FILES if os.path.isfile(os.path.join(destination, name))]
+    if held:
+        raise ValueError(
+            f"destination {destination!r} already holds a checkpoint ({', '.join(held)}); converting there would "
+            "overwrite it: give a new or empty folder"
         )
 
 

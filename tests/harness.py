@@ -91,3 +91,44 @@ def refusal(result):
     lines = [line for line in result.stderr.splitlines() if line.strip() and not _NATIVE_LOG.match(line)]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-4000:]
     return lines[0]
+
+
+def write_pretraining_files(folder):
+    """A small real corpus (20 files of standard-library docstrings), its 400-token vocabulary and a tiny model
+    config in `folder`: `corpus.txt`, `vocab.txt`, `tiny.json`; a pretraining run on them takes seconds. Returns
+    the vocabulary."""
+    import json
+
+    from kbert.data import builtin_corpus
+    from kbert.text import learn_vocabulary
+
+    documents = builtin_corpus(max_files=20)
+    (folder / "corpus.txt").write_text(
+        "\n\n".join("\n".join(document) for document in documents) + "\n", encoding="utf-8"
+    )
+    vocabulary = learn_vocabulary((s for document in documents for s in document), vocabulary_size=400)
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    config = {**TINY, "vocabulary_size": 400, "max_sequence_length": 32}
+    (folder / "tiny.json").write_text(json.dumps(config), encoding="utf-8")
+    return vocabulary
+
+
+def pretrain_arguments(files, out, steps, *extra):
+    """`recipes/pretrain.py` arguments for a tiny JAX run on `write_pretraining_files`' files: batches of 8 x 32
+    tokens, a checkpoint every 4 steps; `extra` flags come last (a repeated flag: the last wins)."""
+    return [
+        os.path.join(REPO, "recipes", "pretrain.py"),
+        "--backend=jax",
+        f"--corpus={files / 'corpus.txt'}",
+        f"--vocab={files / 'vocab.txt'}",
+        f"--config={files / 'tiny.json'}",
+        "--seq-len=32",
+        "--batch-size=8",
+        "--max-predictions=5",
+        f"--steps={steps}",
+        "--warmup-steps=4",
+        "--checkpoint-every=4",
+        "--eval-batches=1",
+        f"--out={out}",
+        *extra,
+    ]

@@ -18,6 +18,7 @@ from kbert.data.records import read_records
 from kbert.export.distill import Distiller
 from kbert.export.loading import saved_model_paths, wrap_model
 from kbert.export.students import check_task_model, make_student, student_from_teacher
+from kbert.interop import load_keras_file
 from kbert.models import BertClassifier
 from kbert.models.checks import INPUT_KEYS
 from kbert.text import SegmentPacker, WordPieceTokenizer, learn_vocabulary
@@ -217,9 +218,7 @@ def load_teacher(path, vocabulary=None):
             f"teacher {path!r} is neither a .keras file nor a kbert save folder (model.keras, vocab.txt, "
             f"labels.json); fine-tune one with recipes/finetune.py"
         )
-    loaded = wrap_model(
-        keras.models.load_model(model_path), vocabulary=vocabulary, folder=folder, source=path
-    )
+    loaded = wrap_model(load_keras_file(model_path), vocabulary=vocabulary, folder=folder, source=path)
     check_task_model(loaded.model)
     if loaded.tokenizer is None:
         raise ValueError(f"teacher {path!r} has no vocabulary; pass its vocab.txt (--vocab)")

@@ -10,7 +10,7 @@ import os
 
 import keras
 
-from kbert.interop import check_vocabulary
+from kbert.interop import check_vocabulary, load_keras_file
 from kbert.text import WordPieceTokenizer
 
 
@@ -76,7 +76,7 @@ def load_model(path, vocabulary=None) -> LoadedModel:
             f"{path!r} is neither a .keras file nor a kbert save folder (model.keras, vocab.txt); save the model "
             f"with model.save('model.keras') or kbert.interop.save_kbert(model, folder)"
         )
-    model = keras.models.load_model(model_path)
+    model = load_keras_file(model_path)
     return wrap_model(model, vocabulary=vocabulary, folder=folder, source=path)
 
 
@@ -98,8 +98,14 @@ def wrap_model(model, tokenizer=None, labels=None, vocabulary=None, folder=None,
         except ValueError as error:
             raise ExportError(str(error)) from None
     if labels is None and folder and os.path.isfile(os.path.join(folder, "labels.json")):
-        with open(os.path.join(folder, "labels.json"), encoding="utf-8") as file:
-            labels = json.load(file)
+        labels_path = os.path.join(folder, "labels.json")
+        try:
+            with open(labels_path, encoding="utf-8") as file:
+                labels = json.load(file)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ExportError(
+                f"{labels_path}: not a JSON list of class names ({error}); the fine-tuning recipe writes it"
+            ) from None
         if isinstance(labels, dict):  # {"0": "name", ...} or {"name": 0, ...}
             labels = _labels_from_mapping(labels)
     num_classes = getattr(model, "num_classes", None)

@@ -5,9 +5,11 @@ any is assigned, so a bad checkpoint raises an error and never returns a half-lo
 """
 
 import dataclasses
+import errno
 import json
 import logging
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -144,6 +146,20 @@ def _check_vocabulary(path, config):
         )
 
 
+def load_keras_file(path):
+    """`keras.models.load_model(path)` (safe mode), with an error that names a file that is not a `.keras` archive
+    (Keras reports a truncated or foreign file as "File not found")."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, "no such file", path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a .keras file (not a zip archive: truncated, or another format); save models with "
+            "model.save('model.keras')"
+        )
+    return keras.models.load_model(path)
+
+
 def check_vocabulary(model, tokenizer, vocabulary_source, model_source):
     """Raises `ValueError` when `tokenizer`'s vocabulary is not the one `model` was trained with.
 
@@ -174,7 +190,7 @@ def _from_kbert_save(cls, path, backbone_kwargs, task_kwargs):
     from kbert.models import BertBackbone
 
     model_path = path if path.endswith(".keras") else os.path.join(path, "model.keras")
-    model = keras.models.load_model(model_path)
+    model = load_keras_file(model_path)
     folder_tokenizer = None if path.endswith(".keras") else preset_tokenizer(path)
     if folder_tokenizer is not None:
         check_vocabulary(model, folder_tokenizer, os.path.join(path, "vocab.txt"), model_path)

@@ -93,3 +93,7 @@ def test_convert_refuses_to_write_over_its_source(tmp_path):
         check_destination(str(source / "model.keras"), str(source))
     check_destination(str(source), str(tmp_path / "elsewhere"))
     check_destination(str(source), str(source / "converted"))
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "model.safetensors").write_bytes(b"another model")
+    with pytest.raises(ValueError, match=r"already holds a checkpoint \(model.safetensors\)"):
+        check_destination(str(source), str(tmp_path / "occupied"))

@@ -53,3 +53,9 @@ def test_a_pretraining_save_loads_as_a_task_that_takes_text(tmp_path):
     assert classifier.preprocessor.tokenizer.vocabulary == TOKENS
     logits = classifier.predict(["w1 w2 w3", "w4"], verbose=0)
     assert logits.shape == (2, 3) and np.isfinite(logits).all()
+
+
+def test_a_file_that_is_not_a_keras_archive_is_named(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match=r"model.keras' is not a .keras file \(not a zip archive"):
+        kbert.BertClassifier.from_preset(tmp_path)

@@ -11,10 +11,15 @@ import shutil
 import pytest
 
 from kbert import BertBackbone, WordPieceTokenizer
-from kbert.data import builtin_corpus
 from kbert.interop import save_huggingface
-from kbert.text import learn_vocabulary
-from tests.harness import REPO, folder_digest, refusal, run_command
+from tests.harness import (
+    REPO,
+    folder_digest,
+    pretrain_arguments,
+    refusal,
+    run_command,
+    write_pretraining_files,
+)
 
 pytestmark = pytest.mark.backend_independent
 
@@ -30,47 +35,24 @@ def _env_args(*arguments):
 def files(tmp_path_factory):
     """A small corpus, its vocabulary, a tiny model config, a labelled file, and a finished 8-step run in `run`."""
     folder = tmp_path_factory.mktemp("recipes")
-    documents = builtin_corpus(max_files=20)
-    (folder / "corpus.txt").write_text(
-        "\n\n".join("\n".join(document) for document in documents) + "\n", encoding="utf-8"
-    )
-    vocabulary = learn_vocabulary((s for document in documents for s in document), vocabulary_size=400)
-    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
-    config = dict(
-        vocabulary_size=400,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=32,
-    )
-    (folder / "tiny.json").write_text(json.dumps(config), encoding="utf-8")
+    vocabulary = write_pretraining_files(folder)
+    config = json.loads((folder / "tiny.json").read_text(encoding="utf-8"))
     words = vocabulary[200:260]
     with open(folder / "train.jsonl", "w", encoding="utf-8") as file:
         for index in range(32):
             text = " ".join(words[(index * 7 + k) % len(words)] for k in range(6))
             file.write(json.dumps({"text": text, "label": ["no", "yes"][index % 2]}) + "\n")
     # A Hugging Face folder to pretrain "in place" on (refused: it would rewrite its config.json).
-    save_huggingface(BertBackbone(**config), folder / "hf", tokenizer=WordPieceTokenizer(folder / "vocab.txt"))
+    save_huggingface(
+        BertBackbone(**config), folder / "hf", tokenizer=WordPieceTokenizer(folder / "vocab.txt")
+    )
     result = run_command([PRETRAIN, *_pretrain_args(folder, folder / "run")], cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
 
 
 def _pretrain_args(files, out, *extra):
-    return _env_args(
-        f"--corpus={files / 'corpus.txt'}",
-        f"--vocab={files / 'vocab.txt'}",
-        f"--config={files / 'tiny.json'}",
-        "--seq-len=32",
-        "--batch-size=8",
-        "--max-predictions=5",
-        "--steps=8",
-        "--checkpoint-every=4",
-        "--eval-batches=1",
-        f"--out={out}",
-        *extra,
-    )
+    return pretrain_arguments(files, out, 8, *extra)[1:]
 
 
 @pytest.mark.parametrize(

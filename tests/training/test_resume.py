@@ -18,9 +18,8 @@ import h5py
 import numpy as np
 import pytest
 
-from kbert.data import builtin_corpus
-from kbert.text import learn_vocabulary
 from kbert.training.checkpoints import atomic_write
+from tests.harness import pretrain_arguments, write_pretraining_files
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.backend_independent
@@ -49,41 +48,12 @@ def _h5_arrays(path):
 def run_files(tmp_path_factory):
     """A small corpus, its vocabulary and a tiny model config: a 40-step run trains in seconds."""
     folder = tmp_path_factory.mktemp("resume")
-    documents = builtin_corpus(max_files=20)
-    (folder / "corpus.txt").write_text(
-        "\n\n".join("\n".join(document) for document in documents) + "\n", encoding="utf-8"
-    )
-    vocabulary = learn_vocabulary((s for document in documents for s in document), vocabulary_size=400)
-    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
-    config = dict(
-        vocabulary_size=400,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=32,
-    )
-    (folder / "tiny.json").write_text(json.dumps(config), encoding="utf-8")
+    write_pretraining_files(folder)
     return folder
 
 
 def _command(files, out, steps=40):
-    return [
-        sys.executable,
-        str(REPO / "recipes" / "pretrain.py"),
-        "--backend=jax",
-        f"--corpus={files / 'corpus.txt'}",
-        f"--vocab={files / 'vocab.txt'}",
-        f"--config={files / 'tiny.json'}",
-        "--seq-len=32",
-        "--batch-size=8",
-        "--max-predictions=5",
-        f"--steps={steps}",
-        "--warmup-steps=4",
-        "--checkpoint-every=4",
-        "--eval-batches=1",
-        f"--out={out}",
-    ]
+    return [sys.executable, *pretrain_arguments(files, out, steps)]
 
 
 @pytest.mark.slow  # three JAX subprocesses: about a minute on 2 cores
