@@ -32,10 +32,14 @@ def describe(error):
     return " ".join(str(error).splitlines())
 
 
+# OSErrors that are about a path by their nature, even when raised with a message instead of a file name.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def is_user_error(error):
     """True for the errors an entry point reports in one line: kbert's refusals and OSErrors about a path."""
     if isinstance(error, OSError):
-        return error.filename is not None
+        return error.filename is not None or isinstance(error, PATH_ERRORS)
     return isinstance(error, ValueError | FloatingPointError)
 
 

@@ -106,6 +106,11 @@ def read_corpus(paths):
         raise ValueError(
             f"no corpus file matches {paths}; pass text files or globs (BERT text format or .jsonl)"
         )
+    folders = [f for f in files if os.path.isdir(f)]
+    if folders:
+        raise ValueError(
+            f"corpus {folders[0]!r} is a folder; pass its files, e.g. {os.path.join(folders[0], '*.txt')!r}"
+        )
     jsonl = [f for f in files if f.endswith(".jsonl")]
     text = [f for f in files if not f.endswith(".jsonl")]
     documents = list(read_jsonl(jsonl)) if jsonl else []

@@ -92,6 +92,7 @@ def test_a_rerun_that_does_not_match_the_finished_run_changes_nothing(files, cha
         (["--batch-size=4096"], r"fewer than one batch \(batch_size=4096\)"),
         (["--config={files}/broken.json"], r"broken.json:1: not valid JSON"),
         (["--out={files}/tiny.json/run"], r"tiny.json', which is a file"),
+        (["--corpus={files}"], r"is a folder; pass its files"),
     ],
 )
 def test_bad_settings_and_files_are_refused_before_anything_is_written(files, tmp_path, extra, message):
