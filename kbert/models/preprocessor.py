@@ -82,6 +82,10 @@ def check_text(x):
     ):
         for part in x:
             check_text(list(part))
+        if len(x[0]) != len(x[1]):
+            raise InputError(
+                f"{len(x[0])} texts but {len(x[1])} text pairs; a pair input is (texts, text_pairs) of equal length"
+            )
         return
     if isinstance(x, np.ndarray) and x.dtype.kind in "OU" and x.ndim == 1:
         x = list(x)

@@ -32,6 +32,7 @@ def classifier():
         ([42], r"text 0 is 42 \(int\), not a string"),
         (["w1", "bad \ud800 text"], r"text 1 holds '\\ud800' at character 4, a lone surrogate"),
         ([], "empty list"),
+        ((["w1", "w2"], ["w3"]), "2 texts but 1 text pairs"),
     ],
 )
 def test_bad_text_is_named(classifier, texts, message):
