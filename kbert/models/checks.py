@@ -7,6 +7,7 @@ would quietly read the wrong embedding. These checks run on concrete inputs (eag
 
 import contextlib
 import contextvars
+import copy
 import types
 
 import keras
@@ -97,13 +98,13 @@ def raise_on_bad_values(values, vocabulary_size, num_segments, max_sequence_leng
 
 def checked_data(x, limits):
     """`x` with every batch's model inputs checked as it is read, for data that cannot be checked up front: a
-    `tf.data.Dataset` (checked inside the input pipeline, on every backend), a Python generator or a
-    `keras.utils.PyDataset`. Anything else is returned as it is. A bad batch raises `InputError` from the data
+    `tf.data.Dataset` (checked inside the input pipeline, on every backend), a Python generator, a
+    `keras.utils.PyDataset` or a torch `DataLoader`. Anything else is returned as it is. A bad batch raises `InputError` from the data
     (through `input_errors_raised`), before the step that would have read it: JAX fills out-of-range gathers
     with NaN and XLA clamps them, so the step itself would fail silently."""
 
     def check_batch(batch):
-        inputs = batch[0] if isinstance(batch, tuple) else batch
+        inputs = batch[0] if isinstance(batch, tuple | list) else batch
         if isinstance(inputs, dict):
             values = {key: concrete_value(inputs[key]) for key in INPUT_KEYS if key in inputs}
             raise_on_bad_values(values, **limits)
@@ -115,7 +116,30 @@ def checked_data(x, limits):
         return (check_batch(batch) for batch in x)
     if isinstance(x, keras.utils.PyDataset):
         return _CheckedPyDataset(x, check_batch)
+    if _is_torch_dataloader(x):
+        # A copy whose collate function checks each batch; DataLoader allows setting collate_fn after __init__.
+        loader = copy.copy(x)
+        loader.collate_fn = _CheckedCollate(x.collate_fn, check_batch)
+        return loader
     return x
+
+
+def _is_torch_dataloader(x):
+    return any(
+        cls.__name__ == "DataLoader" and cls.__module__.startswith("torch.utils.data")
+        for cls in type(x).__mro__
+    )
+
+
+class _CheckedCollate:
+    """A DataLoader's collate function followed by a check of the batch (a class, so worker processes can pickle
+    it when the collate function itself pickles)."""
+
+    def __init__(self, collate, check):
+        self.collate, self.check = collate, check
+
+    def __call__(self, samples):
+        return self.check(self.collate(samples))
 
 
 def _is_tf_dataset(x):
@@ -127,6 +151,7 @@ def _is_tf_dataset(x):
 def _checked_dataset(dataset, limits):
     import tensorflow as tf
 
+    @tf.autograph.experimental.do_not_convert
     def check_inputs(inputs):
         if not isinstance(inputs, dict) or "token_ids" not in inputs:
             return inputs
@@ -140,6 +165,7 @@ def _checked_dataset(dataset, limits):
         token_ids.set_shape(inputs["token_ids"].shape)
         return {**inputs, "token_ids": token_ids}
 
+    @tf.autograph.experimental.do_not_convert
     def check_element(*element):
         if len(element) == 1:
             return check_inputs(element[0])

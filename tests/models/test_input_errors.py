@@ -1,5 +1,5 @@
 """Bad inputs to the Python API raise an `InputError` (a ValueError) that names the problem, on every backend and
-for every way of feeding data: arrays, raw text, a tf.data.Dataset, a generator or a PyDataset."""
+for every way of feeding data: arrays, raw text, a tf.data.Dataset, a generator, a PyDataset or a torch DataLoader."""
 
 import keras
 import numpy as np
@@ -83,7 +83,14 @@ class _Batches(keras.utils.PyDataset):
         return {key: value[rows] for key, value in self.inputs.items()}, self.labels[rows]
 
 
-@pytest.mark.parametrize("kind", ["dataset", "generator", "py_dataset"])
+def _torch_loader(inputs, labels):
+    import torch
+
+    rows = [({key: value[i] for key, value in inputs.items()}, labels[i]) for i in range(len(labels))]
+    return torch.utils.data.DataLoader(rows, batch_size=2)
+
+
+@pytest.mark.parametrize("kind", ["dataset", "generator", "py_dataset", "torch_dataloader"])
 def test_out_of_range_ids_in_streamed_data_raise_instead_of_nan(classifier, kind):
     # JAX fills out-of-range gathers with NaN and XLA clamps them: without the check these give NaN or wrong
     # outputs with no error.
@@ -92,6 +99,7 @@ def test_out_of_range_ids_in_streamed_data_raise_instead_of_nan(classifier, kind
         "dataset": lambda: tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(2),
         "generator": lambda: _generator(inputs, labels),
         "py_dataset": lambda: _Batches(inputs, labels),
+        "torch_dataloader": lambda: _torch_loader(inputs, labels),
     }[kind]
     message = r"token id 500 >= vocabulary_size 97"
     with pytest.raises(InputError, match=message):
