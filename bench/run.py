@@ -179,12 +179,17 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="seq 128, fp32, each backend once (~10 min)")
-    parser.add_argument("--only", choices=["train", "inference", "finetune", "tokenizer", "edge"], help="run one group")
+    parser.add_argument(
+        "--only", choices=["train", "inference", "finetune", "tokenizer", "edge"], help="run one group"
+    )
     parser.add_argument(
         "--repeats", type=int, default=None, help="runs per configuration (default 1 quick, 3 full)"
     )
     parser.add_argument(
-        "--seq-len", type=int, choices=(128, 512), help="train group: this sequence length only (default both)"
+        "--seq-len",
+        type=int,
+        choices=(128, 512),
+        help="train group: this sequence length only (default both)",
     )
     parser.add_argument(
         "--out", default=RESULTS, help="folder for the JSON files and charts (default bench/results)"
@@ -226,7 +231,13 @@ def main():
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
         output = os.path.join(out, "finetune.json")
         subprocess.call(
-            [sys.executable, script, *(["--limit", "3200"] if args.quick else []), "--output", output]
+            [
+                sys.executable,
+                script,
+                *(["--limit", "3200", "--dev-limit", "3200"] if args.quick else []),
+                "--output",
+                output,
+            ]
         )
     for group in ("tokenizer", "edge"):
         if group in groups:
