@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from kbert.backend import varying_shape_jit
+from kbert.data.batching import batches, length_groups, padded_length, predict_windows
 from kbert.data.records import read_records
 from kbert.export.distill import Distiller
 from kbert.export.loading import saved_model_paths, wrap_model
@@ -23,13 +24,7 @@ from kbert.models import BertClassifier
 from kbert.models.checks import INPUT_KEYS
 from kbert.text import SegmentPacker, WordPieceTokenizer, learn_vocabulary
 from kbert.training.checkpoints import check_output_folder, save_model, write_json
-from kbert.training.finetuning import (
-    batches,
-    classification_metrics,
-    length_groups,
-    padded_length,
-    predict_windows,
-)
+from kbert.training.metrics import classification_metrics
 from kbert.training.optimizers import create_optimizer
 
 
@@ -183,7 +178,7 @@ def distillation_batches(parts, labels, batch_size, shuffle, seed):
     `parts` maps a name to packed inputs (`token_ids`, `segment_ids`, `padding_mask` [examples, seq_len]: each
     cut to its batch's longest, rounded up as fine-tuning's `batches` does) or to an array [examples, ...] (taken
     whole, e.g. precomputed "teacher_outputs"). Batches group similar lengths (the longest of the packed parts),
-    drawn anew each epoch when `shuffle` (see `kbert.training.finetuning.length_groups`).
+    drawn anew each epoch when `shuffle` (see `kbert.data.batching.length_groups`).
     """
     packed = {name: part for name, part in parts.items() if isinstance(part, dict)}
     arrays = {name: np.asarray(part, np.float32) for name, part in parts.items() if name not in packed}
@@ -296,7 +291,7 @@ def distill(config: DistillationConfig) -> dict:
             student_packed = teacher_packed
             if separate_inputs:
                 student_packed = encode(records, student_tokenizer, config.seq_len)
-            outputs = np.stack(predict_windows(teacher, teacher_packed, config.batch_size))
+            outputs = predict_windows(teacher, teacher_packed, config.batch_size)
             parts = {"student": student_packed, "teacher_outputs": outputs}
             data = distillation_batches(parts, labels, config.batch_size, True, config.seed)
         if not labelled:

@@ -5,8 +5,10 @@ import contextlib
 import keras
 
 from kbert.backend import variables_kept_on_error
+from kbert.models import raw_text
 from kbert.models.checks import (
     INPUT_KEYS,
+    InputError,
     check_input_keys,
     check_input_values,
     checked_data,
@@ -38,8 +40,11 @@ class KbertModel(keras.Model):
     def _from_text(self, x):
         """Raw text (strings, or a pair of string lists) becomes model inputs through the preprocessor."""
         check_text(x)
-        if not is_text(x):
-            return x
+        return self.packed_text(x) if is_text(x) else x
+
+    def packed_text(self, texts):
+        """`{token_ids, segment_ids, padding_mask}` int32 arrays for raw text (a list of strings or a pair of
+        lists), padded to the longest (see `BertPreprocessor.preprocess`) and checked against the model."""
         preprocessor = getattr(self, "preprocessor", None)
         if preprocessor is None:
             raise ValueError(
@@ -47,7 +52,9 @@ class KbertModel(keras.Model):
                 f"(kbert.WordPieceTokenizer + kbert.SegmentPacker), build the model with from_preset(...), or set "
                 f"model.preprocessor = kbert.models.BertPreprocessor(tokenizer)"
             )
-        return preprocessor.preprocess(x)
+        packed = preprocessor.preprocess(texts)
+        self._check_inputs(packed)
+        return packed
 
     def __call__(self, inputs, *args, **kwargs):
         inputs = self._from_text(inputs)
@@ -55,34 +62,97 @@ class KbertModel(keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
     def _check_data(self, x):
-        """Converts raw text and checks `x` up front when it is a dict of arrays; data read batch by batch
-        (a `tf.data.Dataset`, a generator, a `PyDataset`) is checked as each batch is read. Returns (x, checked)."""
-        x = self._from_text(x)
+        """Checks `x` up front when it is a dict of arrays; data read batch by batch (a `tf.data.Dataset`, a
+        generator, a `PyDataset`) is checked as each batch is read. Returns (x, checked)."""
         if isinstance(x, dict):
             self._check_inputs(x)
             return x, True
         checked = checked_data(x, self._input_limits())
         return checked, checked is not x
 
-    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+    # Raw text (a list of strings, a pair of lists, or a stream of batches of them) is tokenized once and run in
+    # batches of similar length, each cut to its longest row (`kbert.models.raw_text`); arrays and datasets of
+    # token ids go to Keras as given.
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        **kwargs,
+    ):
+        validation_batch_size = kwargs.get("validation_batch_size") or batch_size
+        validation_data = self._validation_data(validation_data, validation_batch_size)
+        text, x = raw_text.text_input(x)
+        if text is not None:
+            if validation_split:
+                raise InputError(
+                    "validation_split is not supported with raw text; pass validation_data=(texts, labels)"
+                )
+            x = raw_text.training_data(self, text, y, sample_weight, batch_size, shuffle)
+            y = sample_weight = batch_size = None
+            shuffle = False  # done: new batches of similar lengths each epoch
         x, _ = self._check_data(x)
-        if isinstance(validation_data, tuple | list) and validation_data:
-            validation_data = (self._check_data(validation_data[0])[0], *validation_data[1:])
-        elif validation_data is not None:
-            validation_data = self._check_data(validation_data)[0]
         # Per-step checks would cost a host sync each step on eager backends; the data is checked as it is read.
         with inputs_already_checked(), input_errors_raised(), variables_kept_on_error(self):
-            return super().fit(x, y, validation_data=validation_data, **kwargs)
+            return super().fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_split=validation_split,
+                validation_data=validation_data,
+                shuffle=shuffle,
+                class_weight=class_weight,
+                sample_weight=sample_weight,
+                **kwargs,
+            )
 
-    def evaluate(self, x=None, y=None, **kwargs):
+    def _validation_data(self, validation_data, batch_size):
+        """`fit`'s validation data: raw text (`(texts, labels[, sample_weight])`, or a stream) as batches of
+        similar lengths; arrays checked."""
+        if validation_data is None:
+            return None
+        if isinstance(validation_data, tuple | list):
+            text, first = raw_text.text_input(validation_data[0])
+            if text is None:
+                return (self._check_data(first)[0], *validation_data[1:])
+            return raw_text.training_data(self, text, *validation_data[1:3], batch_size=batch_size)
+        text, validation_data = raw_text.text_input(validation_data)
+        if text is not None:
+            return raw_text.training_data(self, text)
+        return self._check_data(validation_data)[0]
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, **kwargs):
+        text, x = raw_text.text_input(x)
+        if text is not None:
+            x = raw_text.training_data(self, text, y, sample_weight, batch_size)
+            y = sample_weight = batch_size = None
         x, checked = self._check_data(x)
         with _checks_skipped(checked), input_errors_raised(), variables_kept_on_error(self):
-            return super().evaluate(x, y, **kwargs)
+            return super().evaluate(
+                x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight, **kwargs
+            )
 
-    def predict(self, x, **kwargs):
-        x, checked = self._check_data(x)
-        with _checks_skipped(checked), input_errors_raised(), variables_kept_on_error(self):
-            return super().predict(x, **kwargs)
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        text, x = raw_text.text_input(x)
+        with input_errors_raised(), variables_kept_on_error(self):
+            if text is not None:
+                with inputs_already_checked():
+                    return raw_text.predict_text(self, text, batch_size, verbose, steps, callbacks)
+            x, checked = self._check_data(x)
+            with _checks_skipped(checked):
+                return super().predict(x, batch_size, verbose, steps, callbacks)
 
     # torch.compile guards the compiled step on Python state that Keras sets during the first step: a layer's
     # name-scope path (dropout layers are first called in training), the optimizer's weight-decay cache,

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from kbert.data.batching import padded_length
 from kbert.models.checks import InputError
 from kbert.text import SegmentPacker, WordPieceTokenizer
 
@@ -11,8 +12,9 @@ from kbert.text import SegmentPacker, WordPieceTokenizer
 class BertPreprocessor(keras.layers.Layer):
     """Tokenizes and packs text: one list of strings, or a `(texts, text_pairs)` tuple for sentence pairs.
 
-    Batches are padded to their longest sequence (rounded up to a multiple of 8, at most `sequence_length`),
-    so short texts cost little and there are few distinct shapes. Saved with the model (vocabulary as an asset).
+    A call's texts are padded to the longest (rounded up to `kbert.data.batching.PAD_MULTIPLE` of the backend, at
+    most `sequence_length`). Task models run raw text in batches of similar length, each cut to its longest
+    (`kbert.models.raw_text`). Saved with the model (vocabulary as an asset).
 
     Args:
         tokenizer: a `kbert.WordPieceTokenizer`.
@@ -43,7 +45,7 @@ class BertPreprocessor(keras.layers.Layer):
         longest = int(first_ids.row_lengths().numpy().max(initial=0)) + 2
         if second_ids is not None:
             longest += int(second_ids.row_lengths().numpy().max(initial=0)) + 1
-        length = min(self.sequence_length, max(8, -(-longest // 8) * 8))
+        length = min(self.sequence_length, padded_length(longest))
         packer = SegmentPacker(length, self.tokenizer.cls_id, self.tokenizer.sep_id, self.tokenizer.pad_id)
         packed = packer(first_ids, second_ids)
         return {key: np.asarray(value, dtype="int32") for key, value in packed.items()}

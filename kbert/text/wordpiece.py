@@ -164,20 +164,10 @@ class WordPieceTokenizer:
         signature = [tf.TensorSpec([None], tf.string)]
         self._literal_starts = self._literal_start_tables() if self._matched_special_tokens else None
         always_exact = bool(self._matched_special_tokens) and self._literal_starts is None
-        self._retokenize_rows = tf.function(
-            self._retokenize_suspicious_rows,
-            input_signature=[
-                signature[0],
-                tf.RaggedTensorSpec([None, None], tf.int32, row_splits_dtype=tf.int64),
-                tf.TensorSpec([None], tf.bool),
-            ],
+        self._tokenize_exact = tf.function(
+            lambda text: self._tokenize_graph(text, False)[0], input_signature=signature
         )
-        if always_exact:
-            self._tokenize_batch = tf.function(
-                lambda text: self._tokenize_graph(text, False)[0], input_signature=signature
-            )
-        else:
-            self._tokenize_batch = self._tokenize_fast
+        self._tokenize_batch = self._tokenize_exact if always_exact else self._tokenize_fast
         self._tokenize_batch_with_offsets = tf.function(
             lambda text: self._tokenize_graph(text, True), input_signature=signature
         )
@@ -381,10 +371,11 @@ class WordPieceTokenizer:
         same test runs as TensorFlow ops."""
         ids = self._wordpiece_capped.tokenize(self._normalizer.normalize(text))
         if tf.executing_eagerly():
-            suspicious = self._suspicious_pieces(ids.flat_values.numpy(), np)
+            flat = ids.flat_values.numpy()
+            suspicious = self._suspicious_pieces(flat, np)
             if not suspicious.any():
                 return ids
-            return self._retokenize_rows(text, ids, tf.constant(suspicious))
+            return self._splice_exact_rows(text, ids.row_splits.numpy(), flat, suspicious)
         suspicious = self._suspicious_pieces(ids.flat_values, tnp)
         return tf.cond(
             tf.reduce_any(suspicious),
@@ -403,6 +394,26 @@ class WordPieceTokenizer:
             following = xp.concatenate([flat[1:], xp.zeros([1], flat.dtype)])
             suspicious = suspicious | (xp.take(first, flat) & xp.take(second, following))
         return suspicious
+
+    def _splice_exact_rows(self, text, splits, flat, suspicious):
+        """Eager `_retokenize_suspicious_rows`: the flagged rows, tokenized again by the exact path, spliced into
+        the flat ids in NumPy. Gathering every row, as the graph version does, costs more than tokenizing on a
+        whole-corpus call (68,286 lines: 0.6x the bare op's speed, against 0.9x in batches of 1,024)."""
+        rows = np.unique(np.searchsorted(splits, np.flatnonzero(suspicious), side="right") - 1)
+        exact = self._tokenize_exact(tf.gather(text, rows))
+        exact_splits, exact_flat = exact.row_splits.numpy(), exact.flat_values.numpy()
+        lengths = np.diff(splits)
+        lengths[rows] = np.diff(exact_splits)
+        pieces, kept_from = [], 0
+        for index, row in enumerate(rows):
+            pieces += [
+                flat[splits[kept_from] : splits[row]],
+                exact_flat[exact_splits[index] : exact_splits[index + 1]],
+            ]
+            kept_from = row + 1
+        pieces.append(flat[splits[kept_from] :])
+        new_splits = np.concatenate([[0], np.cumsum(lengths)])
+        return tf.RaggedTensor.from_row_splits(np.concatenate(pieces), new_splits, validate=False)
 
     def _retokenize_suspicious_rows(self, text, ids, suspicious):
         """The rows of `ids` holding a suspicious piece, retokenized by the exact path; the others kept."""

@@ -10,10 +10,9 @@ import os
 import time
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from kbert.backend import varying_shape_jit
+from kbert.data.batching import batches, predict_windows
 from kbert.data.windows import LONG_TEXT
 from kbert.training.checkpoints import check_output_folder, save_model, write_json
 from kbert.training.finetuning_tasks import TASKS
@@ -21,10 +20,6 @@ from kbert.training.lora import count_parameters, enable_lora, merged_copy
 from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)
 from kbert.training.optimizers import create_optimizer
 from kbert.training.pretraining import MIXED_PRECISION
-
-# Batches are cut to their longest real row, rounded up to a multiple of this: XLA (TensorFlow, JAX) compiles
-# each new shape, so 8 keeps WordNet-like data to 8 shapes at ~25 % padding; eager PyTorch compiles nothing.
-PAD_MULTIPLE = {"tensorflow": 8, "jax": 8, "torch": 1}
 
 
 @dataclasses.dataclass
@@ -69,96 +64,6 @@ class FinetuningConfig:
     jit: bool | None = None
     seed: int = 0
     out: str = "runs/finetune"
-
-
-# Shuffled batches are drawn from pools of this many batches' worth of examples (see `length_groups`).
-POOL_BATCHES = 50
-
-
-def length_groups(lengths, batch_size, rng=None):
-    """Example indices in groups of `batch_size` (the last may be short) of similar lengths.
-
-    Without `rng` (prediction): all examples sorted by length and cut in order, the least padding. With `rng`
-    (training): a random permutation cut into pools of `POOL_BATCHES` batches, each pool sorted by length and
-    cut into batches, the batches in random order; each call gives every example new batch companions at
-    nearly the same padding (as Hugging Face's `group_by_length`). Either way ceil(examples / batch_size)
-    groups.
-    """
-    lengths = np.asarray(lengths)
-    if rng is None:
-        order = np.argsort(lengths, kind="stable")
-        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    order, pool, groups = rng.permutation(len(lengths)), POOL_BATCHES * batch_size, []
-    for start in range(0, len(order), pool):
-        members = order[start : start + pool]
-        members = members[np.argsort(lengths[members], kind="stable")]
-        groups += [members[first : first + batch_size] for first in range(0, len(members), batch_size)]
-    return [groups[index] for index in rng.permutation(len(groups))]
-
-
-def padded_length(length):
-    """`length` rounded up to this backend's `PAD_MULTIPLE` (few distinct shapes to compile)."""
-    multiple = PAD_MULTIPLE.get(keras.config.backend(), 8)
-    return -(-int(length) // multiple) * multiple
-
-
-def _real_lengths(packed):
-    lengths = packed["padding_mask"].sum(axis=-1)
-    return lengths.max(axis=1) if lengths.ndim == 2 else lengths  # [examples, k] for k texts per example
-
-
-def batches(packed, labels, batch_size, shuffle, seed):
-    """A `tf.data.Dataset` of `(x, y)` batches of similar lengths, each cut to its longest (rounded up to
-    `PAD_MULTIPLE[backend]`).
-
-    Args:
-        packed: int32 arrays `token_ids`, `segment_ids`, `padding_mask`, [examples, seq_len]; or [examples, k,
-            seq_len] for k texts per example (embedding pairs), yielded as [batch x k, length] rows, the texts of
-            an example next to each other.
-        labels: an array [examples], or [examples, seq_len] (per token: cut with the inputs), or a dict of them.
-        shuffle: new batches each epoch, in random order (drawn from `seed`; see `length_groups`); else the
-            examples sorted by length.
-    """
-    lengths = _real_lengths(packed)
-    labels = keras.tree.map_structure(
-        lambda a: np.asarray(a, np.float32 if np.asarray(a).dtype.kind == "f" else np.int32), labels
-    )
-    rng = np.random.default_rng(seed)
-
-    def generate():
-        for group in length_groups(lengths, batch_size, rng if shuffle else None):
-            length = padded_length(lengths[group].max())
-            x = {key: value[group, ..., :length] for key, value in packed.items()}
-            x = {key: value.reshape(-1, value.shape[-1]) for key, value in x.items()}
-            y = keras.tree.map_structure(lambda a: a[group, :length] if a.ndim == 2 else a[group], labels)  # noqa: B023
-            yield x, y
-
-    spec = {
-        key: tf.TensorSpec([None, None], tf.int32) for key in ("token_ids", "segment_ids", "padding_mask")
-    }
-    label_spec = keras.tree.map_structure(
-        lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), labels
-    )
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, label_spec))
-    steps = -(-len(lengths) // batch_size)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
-
-
-def predict_windows(model, packed, batch_size):
-    """The model's outputs for packed windows [windows, seq_len], run in length-bucketed batches and returned in
-    input order: a list with one output per window (an array, or a dict of arrays; sequence outputs span the
-    batch's padded length, at least the window's real tokens)."""
-    lengths = _real_lengths(packed)
-    outputs = [None] * len(lengths)
-    for group in length_groups(lengths, batch_size):
-        length = padded_length(lengths[group].max())
-        # A short last batch repeats its first row: one batch shape per length, one XLA compilation.
-        rows = np.concatenate([group, np.repeat(group[:1], batch_size - len(group))])
-        batch = model.predict_on_batch({key: value[rows, :length] for key, value in packed.items()})
-        batch = keras.tree.map_structure(keras.ops.convert_to_numpy, batch)
-        for row, index in enumerate(group):
-            outputs[index] = keras.tree.map_structure(lambda a: a[row], batch)  # noqa: B023
-    return outputs
 
 
 class _BestOnDev(keras.callbacks.Callback):

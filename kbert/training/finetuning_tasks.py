@@ -26,7 +26,7 @@ class FinetuningTask:
     """One kind of fine-tuning. The driver calls, in order: `read` and `learn` on the training file, `read` and
     `check` on the dev and test files, `build`, `training_data`, then `prepare` and `evaluate` per evaluation file.
 
-    `evaluate` gets `predict(inputs)`: the model's outputs for packed windows, one per window, in input order.
+    `evaluate` gets `predict(inputs)`: the model's outputs for packed windows [windows, ...], in input order.
     """
 
     metric = ""  # the dev metric early stopping watches (higher is better)
@@ -57,7 +57,7 @@ class FinetuningTask:
         return "auto"
 
     def training_data(self, tokenizer, records):
-        """`(inputs, labels)` for `kbert.training.finetuning.batches`."""
+        """`(inputs, labels)` for `kbert.data.batching.batches`."""
         raise NotImplementedError
 
     def prepare(self, tokenizer, records):
@@ -187,8 +187,8 @@ class QuestionAnsweringTask(FinetuningTask):
         answers = windows.best_answers(
             records,
             prepared,
-            [output["start_logits"] for output in outputs],
-            [output["end_logits"] for output in outputs],
+            outputs["start_logits"],
+            outputs["end_logits"],
             max_answer_length=self.config.max_answer_length,
             allow_no_answer=self.allow_no_answer,
         )

@@ -1,7 +1,7 @@
 """Sentence-pair losses for training `BertEmbedder` (the sentence-transformers recipes).
 
 Both take the embeddings of a batch of pairs interleaved, `y_pred` [2 x pairs, dim] = a0, b0, a1, b1, ... (what
-`kbert.training.finetuning.batches` yields for [pairs, 2, seq] inputs), so the embedder trains with plain `fit`.
+`kbert.data.batching.batches` yields for [pairs, 2, seq] inputs), so the embedder trains with plain `fit`.
 """
 
 import keras

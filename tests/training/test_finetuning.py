@@ -186,7 +186,7 @@ def test_a_checkpoint_of_another_config_is_refused(minilm_dir, tmp_path):
 @pytest.mark.backend_independent
 def test_training_batches_are_new_each_epoch_and_nearly_as_tight_as_sorted():
     """Pool bucketing: every example once per epoch, new batch companions each epoch, little padding."""
-    from kbert.training.finetuning import POOL_BATCHES, length_groups
+    from kbert.data.batching import POOL_BATCHES, length_groups
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(4, 64, size=POOL_BATCHES * 32 * 3 + 17)

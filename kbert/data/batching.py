@@ -1,0 +1,194 @@
+"""Batches of similar lengths, each cut to its longest row: how kbert runs text of varied length through a model.
+
+Fine-tuning, distillation and the task models' `fit`, `evaluate` and `predict` on raw text all go through here:
+examples are grouped by length (`length_groups`), each batch is cut to its longest real row rounded up to
+`PAD_MULTIPLE[backend]` (`padded_length`), and predictions come back in input order (`predict_in_length_order`).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+
+# Batches are cut to their longest real row, rounded up to a multiple of this: XLA (TensorFlow, JAX) compiles
+# each new shape, so 8 keeps WordNet-like data to 8 shapes at ~25 % padding; eager PyTorch compiles nothing.
+PAD_MULTIPLE = {"tensorflow": 8, "jax": 8, "torch": 1}
+
+# Shuffled batches are drawn from pools of this many batches' worth of examples (see `length_groups`).
+POOL_BATCHES = 50
+
+
+def length_groups(lengths, batch_size, rng=None):
+    """Example indices in groups of `batch_size` (the last may be short) of similar lengths.
+
+    Without `rng` (prediction): all examples sorted by length and cut in order, the least padding. With `rng`
+    (training): a random permutation cut into pools of `POOL_BATCHES` batches, each pool sorted by length and
+    cut into batches, the batches in random order; each call gives every example new batch companions at
+    nearly the same padding (as Hugging Face's `group_by_length`). Either way ceil(examples / batch_size)
+    groups.
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    order, pool, groups = rng.permutation(len(lengths)), POOL_BATCHES * batch_size, []
+    for start in range(0, len(order), pool):
+        members = order[start : start + pool]
+        members = members[np.argsort(lengths[members], kind="stable")]
+        groups += [members[first : first + batch_size] for first in range(0, len(members), batch_size)]
+    return [groups[index] for index in rng.permutation(len(groups))]
+
+
+def padded_length(length):
+    """`length` rounded up to this backend's `PAD_MULTIPLE` (few distinct shapes to compile)."""
+    multiple = PAD_MULTIPLE.get(keras.config.backend(), 8)
+    return -(-int(length) // multiple) * multiple
+
+
+def real_lengths(packed):
+    """Each example's real tokens (the longest of its texts for [examples, k, seq_len] inputs)."""
+    lengths = np.asarray(packed["padding_mask"]).sum(axis=-1)
+    return lengths.max(axis=1) if lengths.ndim == 2 else lengths
+
+
+def cut_batches(packed, targets, groups):
+    """Yields `(x, *targets)` for each group of example indices (from `length_groups`): `x` the packed rows cut to
+    the group's longest (rounded up as `padded_length`; [examples, k, seq_len] inputs as [batch x k, length]
+    rows), each target array taken at the group's rows (a 2-D target, per token, cut with the inputs)."""
+    lengths = real_lengths(packed)
+    for group in groups:
+        length = padded_length(lengths[group].max())
+        x = {key: value[group, ..., :length] for key, value in packed.items()}
+        x = {key: value.reshape(-1, value.shape[-1]) for key, value in x.items()}
+        yield (x, *keras.tree.map_structure(lambda a: _take(a, group, length), targets))  # noqa: B023
+
+
+def _take(array, rows, length):
+    return array[rows, :length] if array.ndim == 2 else array[rows]
+
+
+def as_target_arrays(targets):
+    """A tuple of labels (and sample weights: arrays, lists, or dicts of them) as NumPy arrays, float32 or int32."""
+
+    def array(values):
+        values = np.asarray(values)
+        return values.astype(np.float32 if values.dtype.kind == "f" else np.int32)
+
+    return tuple(
+        {key: array(value) for key, value in target.items()} if isinstance(target, dict) else array(target)
+        for target in targets
+    )
+
+
+def dataset_of(generate, targets, steps=None):
+    """A `tf.data.Dataset` over `generate()` (which yields `(x, *targets)` as `cut_batches`), of `steps` batches
+    when known."""
+    spec = {key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}
+    target_spec = keras.tree.map_structure(
+        lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), targets
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, *target_spec))
+    if steps is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None):
+    """A `tf.data.Dataset` of `(x, y)` (or `(x, y, sample_weight)`) batches of similar lengths, each cut to its
+    longest (rounded up to `PAD_MULTIPLE[backend]`).
+
+    Args:
+        packed: int32 arrays `token_ids`, `segment_ids`, `padding_mask`, [examples, seq_len]; or [examples, k,
+            seq_len] for k texts per example (embedding pairs), yielded as [batch x k, length] rows, the texts of
+            an example next to each other.
+        labels: an array [examples], or [examples, seq_len] (per token: cut with the inputs), or a dict of them.
+        shuffle: new batches each epoch, in random order (drawn from `seed`; see `length_groups`); else the
+            examples sorted by length.
+        sample_weight: None, or a float array [examples] (or [examples, seq_len], cut as per-token labels).
+    """
+    targets = as_target_arrays((labels,) if sample_weight is None else (labels, sample_weight))
+    lengths, rng = real_lengths(packed), np.random.default_rng(seed)
+    steps = -(-len(lengths) // batch_size)
+
+    def generate():
+        return cut_batches(packed, targets, length_groups(lengths, batch_size, rng if shuffle else None))
+
+    return dataset_of(generate, targets, steps)
+
+
+def sequence_axes(model):
+    """For each output of the functional `model`, the axes (after the batch) of unknown size: the sequence axes
+    (`sequence_output` [batch, seq, dim]: {1}; attention [batch, heads, seq, seq]: {2, 3}; logits: {}), as
+    frozensets (leaves of `keras.tree`, where a tuple would be a node)."""
+    return keras.tree.map_structure(
+        lambda tensor: frozenset(axis for axis in range(1, len(tensor.shape)) if tensor.shape[axis] is None),
+        model.output,
+    )
+
+
+def predict_in_length_order(predict_batch, packed, batch_size, axes, on_batch=None):
+    """`predict_batch`'s outputs for the packed rows [rows, seq_len], run in length-sorted batches, in input order.
+
+    Each batch is cut to its longest row (rounded up as `padded_length`); a short last batch repeats its first
+    row, so every batch of one length has one shape (one XLA compilation). Outputs with sequence axes (`axes`,
+    from `sequence_axes`) span `seq_len` and hold 0 at the positions past each row's real tokens (where a model
+    run on padded rows gives values computed on [PAD] tokens, which depend on the padding).
+
+    Args:
+        predict_batch: a function from a dict of int32 arrays [batch, length] to an output structure of arrays.
+        on_batch: called with each batch's outputs (Keras' progress bar), or None.
+
+    Returns:
+        The output structure of NumPy arrays [rows, ...].
+    """
+    lengths = real_lengths(packed)
+    width = np.asarray(packed["token_ids"]).shape[-1]
+    groups = length_groups(lengths, batch_size)
+    results = None
+    for group in groups:
+        length = min(width, padded_length(lengths[group].max()))
+        rows = np.concatenate([group, np.repeat(group[:1], batch_size - len(group))])
+        outputs = predict_batch({key: np.asarray(value)[rows, :length] for key, value in packed.items()})
+        outputs = keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+        if results is None:
+            results = keras.tree.map_structure(
+                lambda a, sequence: np.zeros(
+                    (
+                        len(lengths),
+                        *(width if axis in sequence else size for axis, size in enumerate(a.shape[1:], 1)),
+                    ),
+                    a.dtype,
+                ),
+                outputs,
+                axes,
+            )
+        mask = np.asarray(packed["padding_mask"])[group, :length].astype(bool)
+        keras.tree.map_structure(
+            lambda result, a, sequence: _place(result, a[: len(group)], group, sequence, mask),  # noqa: B023
+            results,
+            outputs,
+            axes,
+        )
+        if on_batch is not None:
+            on_batch(outputs)
+    return results
+
+
+def predict_windows(model, packed, batch_size):
+    """A functional model's outputs for packed windows [windows, seq_len], run in length-sorted batches and
+    returned in input order (an array, or a dict of arrays, [windows, ...]; sequence outputs span seq_len, zero
+    past each window's real tokens)."""
+    return predict_in_length_order(model.predict_on_batch, packed, batch_size, sequence_axes(model))
+
+
+def _place(result, batch, rows, sequence, mask):
+    """result[rows] = batch, where `batch` is cut short on the `sequence` axes and zeroed where `mask` [rows,
+    length] marks padding along any of them."""
+    for axis in sequence:
+        batch = np.where(np.expand_dims(mask, [a for a in range(1, batch.ndim) if a != axis]), batch, 0)
+    index = (
+        rows,
+        *(slice(0, batch.shape[axis]) if axis in sequence else slice(None) for axis in range(1, batch.ndim)),
+    )
+    result[index] = batch
