@@ -123,6 +123,18 @@ def attach_preprocessor(model, path):
         logger.warning("kbert: %s has no vocabulary; the model takes token ids only", path)
         return
     sequence_length = min(512, model.backbone.config.max_sequence_length)
+    # A sentence-transformers folder says how long its texts are cut (all-MiniLM-L6-v2: 256): the same vectors.
+    sentence_config = os.path.join(path, "sentence_bert_config.json")
+    if os.path.isfile(sentence_config):
+        with open(sentence_config, encoding="utf-8") as file:
+            try:
+                limit = int(json.load(file).get("max_seq_length", sequence_length))
+            except (ValueError, TypeError, AttributeError):
+                raise ValueError(
+                    f"{sentence_config!r} is not a sentence-transformers config (JSON with max_seq_length); "
+                    "fix or remove it"
+                ) from None
+        sequence_length = min(sequence_length, limit)
     model.preprocessor = BertPreprocessor(tokenizer, sequence_length=sequence_length)
 
 

@@ -61,6 +61,16 @@ def test_matches_reference_on_hard_cases(tokenizer, reference):
         assert ids == reference_ids(reference, line), repr(line)
 
 
+def test_a_big_call_with_exact_path_rows_scattered_through_it_matches_the_reference(tokenizer, reference):
+    """One call over many lines, a few of which (an [UNK], an over-long word, a literal special token) take the
+    exact path: those rows are spliced back in place, the others untouched."""
+    lines = [sentence for document in builtin_corpus() for sentence in document][:3000]
+    for position, hard in zip((0, 1, 1500, 2998, 2999), HARD_CASES[9:14], strict=True):
+        lines[position] = hard
+    ours = tokenizer(lines).to_list()
+    assert ours == [reference_ids(reference, line) for line in lines]
+
+
 def test_known_differences_are_the_documented_ones(tokenizer, reference):
     for line, reason in KNOWN_DIFFERENCES.items():
         ours = tokenizer(line).numpy().tolist()
