@@ -39,3 +39,18 @@ def test_fit_on_text_and_save_with_the_tokenizer(minilm_dir, tmp_path):
     assert loaded.preprocessor is not None
     np.testing.assert_allclose(loaded.predict(texts, verbose=0), expected, atol=1e-5)
     assert to_numpy(loaded("one string")).shape == (1, 2)
+
+
+def test_bfloat16_fast_mode_keeps_the_sentence_embeddings(minilm_dir):
+    """The fast mode is a Keras dtype policy: on real weights its vectors stay within cosine 0.999 of float32's."""
+    texts = [
+        "A short one.",
+        "Return the number of items in a container, counting each of them once and only once.",
+        "The tokenizer splits words into pieces.",
+        "x",
+    ]
+    exact = kbert.BertEmbedder.from_preset(minilm_dir, pooling="mean", normalize=True)
+    fast = kbert.BertEmbedder.from_preset(minilm_dir, pooling="mean", normalize=True, dtype="bfloat16")
+    assert fast.backbone.encoder_blocks[0].intermediate.compute_dtype == "bfloat16"
+    cosines = np.sum(exact.predict(texts, verbose=0) * fast.predict(texts, verbose=0).astype("float32"), axis=1)
+    assert cosines.min() > 0.999, cosines
