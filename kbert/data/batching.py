@@ -1,8 +1,9 @@
 """Batches of similar lengths, each cut to its longest row: how kbert runs text of varied length through a model.
 
 Fine-tuning, distillation and the task models' `fit`, `evaluate` and `predict` on raw text all go through here:
-examples are grouped by length (`length_groups`), each batch is cut to its longest real row rounded up to
-`PAD_MULTIPLE[backend]` (`padded_length`), and predictions come back in input order (`predict_in_length_order`).
+examples are grouped by length (`length_groups`), each batch is cut to its longest real row (for a compiled step,
+rounded up to one of few lengths: `padded_length`), and predictions come back in input order
+(`predict_in_length_order`).
 """
 
 import keras
@@ -10,10 +11,6 @@ import numpy as np
 import tensorflow as tf
 
 INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
-
-# Batches are cut to their longest real row, rounded up to a multiple of this: XLA (TensorFlow, JAX) compiles
-# each new shape, so 8 keeps WordNet-like data to 8 shapes at ~25 % padding; eager PyTorch compiles nothing.
-PAD_MULTIPLE = {"tensorflow": 8, "jax": 8, "torch": 1}
 
 # Shuffled batches are drawn from pools of this many batches' worth of examples (see `length_groups`).
 POOL_BATCHES = 50
@@ -40,10 +37,25 @@ def length_groups(lengths, batch_size, rng=None):
     return [groups[index] for index in rng.permutation(len(groups))]
 
 
-def padded_length(length):
-    """`length` rounded up to this backend's `PAD_MULTIPLE` (few distinct shapes to compile)."""
-    multiple = PAD_MULTIPLE.get(keras.config.backend(), 8)
-    return -(-int(length) // multiple) * multiple
+def padded_length(length, compiled=False):
+    """The length a batch whose longest row has `length` tokens is cut to.
+
+    A compiled step (XLA on JAX, or TensorFlow with `jit_compile`) compiles once per input shape (about 1 s for
+    MiniLM on 2 CPU cores), so it gets one of 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512...: two lengths
+    a doubling (above 16 tokens less than a third of padding), 12 shapes up to 512. A step that is not compiled
+    (TensorFlow graph mode, eager PyTorch) gets `length` itself: padding would be work for nothing.
+    """
+    length = int(length)
+    if not compiled:
+        return length
+    if length <= 16:
+        return -(-length // 8) * 8
+    size = 16
+    while size < length:
+        if size * 3 // 2 >= length:
+            return size * 3 // 2
+        size *= 2
+    return size
 
 
 def real_lengths(packed):
@@ -52,13 +64,13 @@ def real_lengths(packed):
     return lengths.max(axis=1) if lengths.ndim == 2 else lengths
 
 
-def cut_batches(packed, targets, groups):
+def cut_batches(packed, targets, groups, compiled=False):
     """Yields `(x, *targets)` for each group of example indices (from `length_groups`): `x` the packed rows cut to
-    the group's longest (rounded up as `padded_length`; [examples, k, seq_len] inputs as [batch x k, length]
+    the group's longest (`padded_length(..., compiled)`; [examples, k, seq_len] inputs as [batch x k, length]
     rows), each target array taken at the group's rows (a 2-D target, per token, cut with the inputs)."""
     lengths = real_lengths(packed)
     for group in groups:
-        length = padded_length(lengths[group].max())
+        length = padded_length(lengths[group].max(), compiled)
         x = {key: value[group, ..., :length] for key, value in packed.items()}
         x = {key: value.reshape(-1, value.shape[-1]) for key, value in x.items()}
         yield (x, *keras.tree.map_structure(lambda a: _take(a, group, length), targets))  # noqa: B023
@@ -94,9 +106,9 @@ def dataset_of(generate, targets, steps=None):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None):
+def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None, compiled=False):
     """A `tf.data.Dataset` of `(x, y)` (or `(x, y, sample_weight)`) batches of similar lengths, each cut to its
-    longest (rounded up to `PAD_MULTIPLE[backend]`).
+    longest (`padded_length(..., compiled)`: pass the `jit_compile` of the model that trains on them).
 
     Args:
         packed: int32 arrays `token_ids`, `segment_ids`, `padding_mask`, [examples, seq_len]; or [examples, k,
@@ -112,7 +124,8 @@ def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None):
     steps = -(-len(lengths) // batch_size)
 
     def generate():
-        return cut_batches(packed, targets, length_groups(lengths, batch_size, rng if shuffle else None))
+        groups = length_groups(lengths, batch_size, rng if shuffle else None)
+        return cut_batches(packed, targets, groups, compiled)
 
     return dataset_of(generate, targets, steps)
 
@@ -127,11 +140,11 @@ def sequence_axes(model):
     )
 
 
-def predict_in_length_order(predict_batch, packed, batch_size, axes, on_batch=None):
+def predict_in_length_order(predict_batch, packed, batch_size, axes, on_batch=None, compiled=False):
     """`predict_batch`'s outputs for the packed rows [rows, seq_len], run in length-sorted batches, in input order.
 
-    Each batch is cut to its longest row (rounded up as `padded_length`); a short last batch repeats its first
-    row, so every batch of one length has one shape (one XLA compilation). Outputs with sequence axes (`axes`,
+    Each batch is cut to its longest row (`padded_length(..., compiled)`); a short last batch repeats its first
+    row, so every batch of one length has one shape (one compilation). Outputs with sequence axes (`axes`,
     from `sequence_axes`) span `seq_len` and hold 0 at the positions past each row's real tokens (where a model
     run on padded rows gives values computed on [PAD] tokens, which depend on the padding).
 
@@ -147,7 +160,7 @@ def predict_in_length_order(predict_batch, packed, batch_size, axes, on_batch=No
     groups = length_groups(lengths, batch_size)
     results = None
     for group in groups:
-        length = min(width, padded_length(lengths[group].max()))
+        length = min(width, padded_length(lengths[group].max(), compiled))
         rows = np.concatenate([group, np.repeat(group[:1], batch_size - len(group))])
         outputs = predict_batch({key: np.asarray(value)[rows, :length] for key, value in packed.items()})
         outputs = keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
@@ -179,7 +192,9 @@ def predict_windows(model, packed, batch_size):
     """A functional model's outputs for packed windows [windows, seq_len], run in length-sorted batches and
     returned in input order (an array, or a dict of arrays, [windows, ...]; sequence outputs span seq_len, zero
     past each window's real tokens)."""
-    return predict_in_length_order(model.predict_on_batch, packed, batch_size, sequence_axes(model))
+    return predict_in_length_order(
+        model.predict_on_batch, packed, batch_size, sequence_axes(model), compiled=bool(model.jit_compile)
+    )
 
 
 def _place(result, batch, rows, sequence, mask):

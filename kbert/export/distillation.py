@@ -172,7 +172,7 @@ def learn_student_tokenizer(records, vocabulary_size, teacher_tokenizer):
     )
 
 
-def distillation_batches(parts, labels, batch_size, shuffle, seed):
+def distillation_batches(parts, labels, batch_size, shuffle, seed, compiled=False):
     """A `tf.data.Dataset` of `(x, y)` for the `Distiller`: `x` holds the same examples from each of `parts`.
 
     `parts` maps a name to packed inputs (`token_ids`, `segment_ids`, `padding_mask` [examples, seq_len]: each
@@ -191,7 +191,7 @@ def distillation_batches(parts, labels, batch_size, shuffle, seed):
         for group in length_groups(longest, batch_size, rng if shuffle else None):
             x = {name: array[group] for name, array in arrays.items()}
             for name, part in packed.items():
-                length = padded_length(lengths[name][group].max())
+                length = padded_length(lengths[name][group].max(), compiled)
                 x[name] = {key: value[group, :length] for key, value in part.items()}
             yield x, labels[group]
 
@@ -279,21 +279,22 @@ def distill(config: DistillationConfig) -> dict:
     def train(distiller, records, epochs, labelled=True):
         total_steps = -(-len(records) // config.batch_size) * epochs
         warmup = int(config.warmup_ratio * total_steps)
+        jit = varying_shape_jit(config.jit)
         distiller.compile(
             optimizer=create_optimizer("adamw", config.lr, warmup, total_steps, config.weight_decay),
-            jit_compile=varying_shape_jit(config.jit),
+            jit_compile=jit,
         )
         labels = label_array(records, labelled)
         teacher_packed = encode(records, tokenizer, config.seq_len)
         if distiller.hidden_weight or distiller.attention_weight:  # the teacher runs in every step
-            data = batches(teacher_packed, labels, config.batch_size, True, config.seed)
+            data = batches(teacher_packed, labels, config.batch_size, True, config.seed, compiled=jit)
         else:  # output losses only: the teacher's outputs once, not in every step of every epoch
             student_packed = teacher_packed
             if separate_inputs:
                 student_packed = encode(records, student_tokenizer, config.seq_len)
             outputs = predict_windows(teacher, teacher_packed, config.batch_size)
             parts = {"student": student_packed, "teacher_outputs": outputs}
-            data = distillation_batches(parts, labels, config.batch_size, True, config.seed)
+            data = distillation_batches(parts, labels, config.batch_size, True, config.seed, jit)
         if not labelled:
             data = data.map(lambda x, y: x)
         verbose = 2 if os.environ.get("CI") else 1
@@ -302,7 +303,9 @@ def distill(config: DistillationConfig) -> dict:
 
     def evaluate(model, records, model_tokenizer):
         packed = encode(records, model_tokenizer, config.seq_len)
-        data = batches(packed, label_array(records), config.batch_size, False, config.seed)
+        data = batches(
+            packed, label_array(records), config.batch_size, False, config.seed, compiled=model.jit_compile
+        )
         predicted, labels = [], []
         for x, y in data.as_numpy_iterator():
             predicted.append(keras.ops.convert_to_numpy(model.predict_on_batch(x)).argmax(-1))

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 
-from kbert.data.batching import padded_length
 from kbert.models.checks import InputError
 from kbert.text import SegmentPacker, WordPieceTokenizer
 
@@ -12,9 +11,9 @@ from kbert.text import SegmentPacker, WordPieceTokenizer
 class BertPreprocessor(keras.layers.Layer):
     """Tokenizes and packs text: one list of strings, or a `(texts, text_pairs)` tuple for sentence pairs.
 
-    A call's texts are padded to the longest (rounded up to `kbert.data.batching.PAD_MULTIPLE` of the backend, at
-    most `sequence_length`). Task models run raw text in batches of similar length, each cut to its longest
-    (`kbert.models.raw_text`). Saved with the model (vocabulary as an asset).
+    A call's texts are padded to the longest (at most `sequence_length`). Task models run raw text in batches of
+    similar length, each cut to its longest (`kbert.models.raw_text`). Saved with the model (vocabulary as an
+    asset).
 
     Args:
         tokenizer: a `kbert.WordPieceTokenizer`.
@@ -32,6 +31,9 @@ class BertPreprocessor(keras.layers.Layer):
         super().__init__(**kwargs)
         self.sequence_length = sequence_length
         self.tokenizer = tokenizer
+        # No weights: built from the start. Unbuilt, it would make Keras' JAX `predict_on_batch` run the whole model
+        # eagerly before the compiled step on every call (a task model tracks it as a sublayer): 3x the time.
+        self.built = True
 
     def preprocess(self, texts):
         """`{token_ids, segment_ids, padding_mask}` int32 NumPy arrays for a list of texts or a pair of lists."""
@@ -45,7 +47,7 @@ class BertPreprocessor(keras.layers.Layer):
         longest = int(first_ids.row_lengths().numpy().max(initial=0)) + 2
         if second_ids is not None:
             longest += int(second_ids.row_lengths().numpy().max(initial=0)) + 1
-        length = min(self.sequence_length, padded_length(longest))
+        length = min(self.sequence_length, longest)
         packer = SegmentPacker(length, self.tokenizer.cls_id, self.tokenizer.sep_id, self.tokenizer.pad_id)
         packed = packer(first_ids, second_ids)
         return {key: np.asarray(value, dtype="int32") for key, value in packed.items()}

@@ -163,7 +163,14 @@ def predict_text(model, text, batch_size=None, verbose="auto", steps=None, callb
 
     progress.on_predict_begin()
     parts = [
-        predict_in_length_order(model.predict_on_batch, model.packed_text(texts), sizes[0], axes, on_batch)
+        predict_in_length_order(
+            model.predict_on_batch,
+            model.packed_text(texts),
+            sizes[0],
+            axes,
+            on_batch,
+            bool(model.jit_compile),
+        )
         for texts, _, sizes in pools
     ]
     progress.on_predict_end()
@@ -196,6 +203,7 @@ def training_data(model, text, y=None, sample_weight=None, batch_size=None, shuf
     order each epoch (drawn from NumPy's global generator, which `keras.utils.set_random_seed` seeds), as the
     fine-tuning recipe's."""
     rng = np.random.default_rng(np.random.randint(2**31 - 1)) if shuffle else None
+    compiled = bool(model.jit_compile)
     if not isinstance(text, TextStream):
         if y is None:
             raise InputError("raw texts for fit/evaluate need labels: pass y (one label per text)")
@@ -206,7 +214,9 @@ def training_data(model, text, y=None, sample_weight=None, batch_size=None, shuf
         lengths = real_lengths(packed)
         steps = -(-len(lengths) // batch_size)
         return dataset_of(
-            lambda: cut_batches(packed, targets, length_groups(lengths, batch_size, rng)), targets, steps
+            lambda: cut_batches(packed, targets, length_groups(lengths, batch_size, rng), compiled),
+            targets,
+            steps,
         )
     if y is not None or sample_weight is not None:
         raise InputError(
@@ -226,7 +236,7 @@ def training_data(model, text, y=None, sample_weight=None, batch_size=None, shuf
             groups = length_groups(real_lengths(packed), sizes[0], rng)
             if len(groups) != len(sizes):  # batches of irregular sizes: kept as they come, one step each
                 groups = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1])
-            yield from cut_batches(packed, targets, groups)
+            yield from cut_batches(packed, targets, groups, compiled)
 
     return dataset_of(generate, as_target_arrays(stream.first[1:]), stream.steps)
 

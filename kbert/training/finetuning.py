@@ -186,7 +186,10 @@ def finetune(config: FinetuningConfig) -> dict:
     if config.lora_rank:
         enable_lora(model, config.lora_rank)
 
-    train = batches(*task.training_data(tokenizer, train_records), config.batch_size, True, config.seed)
+    jit = varying_shape_jit(config.jit)
+    train = batches(
+        *task.training_data(tokenizer, train_records), config.batch_size, True, config.seed, compiled=jit
+    )
     total_steps = int(train.cardinality()) * config.epochs
     model.compile(
         optimizer=create_optimizer(
@@ -198,7 +201,7 @@ def finetune(config: FinetuningConfig) -> dict:
         ),
         loss=task.loss(),
         metrics=task.fit_metrics,
-        jit_compile=varying_shape_jit(config.jit),
+        jit_compile=jit,
     )
 
     prepared = {split: task.prepare(tokenizer, records) for split, records in evaluation.items()}

@@ -181,25 +181,3 @@ def test_a_checkpoint_of_another_config_is_refused(minilm_dir, tmp_path):
     train = _write(tmp_path / "train.jsonl", _records(8, 0))
     with pytest.raises(ValueError, match="does not fit this model.*shape mismatches"):
         finetune(FinetuningConfig(init=init, train=train, out=str(tmp_path / "o")))
-
-
-@pytest.mark.backend_independent
-def test_training_batches_are_new_each_epoch_and_nearly_as_tight_as_sorted():
-    """Pool bucketing: every example once per epoch, new batch companions each epoch, little padding."""
-    from kbert.data.batching import POOL_BATCHES, length_groups
-
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(4, 64, size=POOL_BATCHES * 32 * 3 + 17)
-
-    def padding(groups):
-        return sum(int(lengths[g].max()) * len(g) for g in groups) / lengths.sum() - 1
-
-    sorted_groups = length_groups(lengths, 32)
-    epochs = [length_groups(lengths, 32, rng) for _ in range(2)]
-    for groups in [sorted_groups, *epochs]:
-        assert len(groups) == -(-len(lengths) // 32) and max(len(g) for g in groups) == 32
-        assert sorted(np.concatenate(groups).tolist()) == list(range(len(lengths)))
-    first, second = ({frozenset(g.tolist()) for g in groups} for groups in epochs)
-    assert len(first & second) < len(first) // 10
-    assert padding(sorted_groups) < 0.01
-    assert padding(epochs[0]) < 0.05 < padding(np.array_split(np.arange(len(lengths)), len(sorted_groups)))
