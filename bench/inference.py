@@ -313,7 +313,10 @@ def corpus_table(table, task):
     ]
     for entry in table:
         cells = [entry["subject"], f"{entry['lines_per_second']:.0f}", f"{entry['vs_peer'] or 0:.2f}x"]
-        cells += [f"{entry[key]:.6f}" if key in entry else "" for key in keys]
+        cells += [
+            (f"{entry[key]:.2e}" if "difference" in key else f"{entry[key]:.6f}") if key in entry else ""
+            for key in keys
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -392,7 +395,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="corpus job: interleaved rounds")
     parser.add_argument("--backends", default="tensorflow,jax,torch", help="corpus job: kbert's backends")
     parser.add_argument(
-        "--fast", default="tensorflow,jax,torch", help="corpus job: backends also run in bfloat16"
+        "--fast",
+        default="tensorflow,torch",
+        help="corpus job: backends also run in bfloat16 (JAX's CPU gains nothing from it)",
     )
     parser.add_argument("--dtype", default="", help="corpus worker: kbert's dtype policy")
     parser.add_argument("--lines", help=argparse.SUPPRESS)
