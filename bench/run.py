@@ -5,7 +5,9 @@ Groups (each writes GROUP.json, and charts, to --out, default bench/results):
              and KerasHub on each Keras backend and Hugging Face transformers (PyTorch, with and without
              torch.compile); seq 128 and 512, fp32 and bf16 (--quick: seq 128, fp32, each backend once).
   inference  figure 2: latency of the real MiniLM encoder at batch 1 and 32, seq 128: kbert and KerasHub on each
-             Keras backend (compiled predict_on_batch), Hugging Face eager and torch.compile (bench/inference.py).
+             Keras backend (compiled predict_on_batch), Hugging Face eager and torch.compile; and the corpus job,
+             4,096 real lines embedded and classified from raw strings against sentence-transformers and Hugging
+             Face (bench/inference.py, --job corpus).
   finetune   figure 2: the real MiniLM fine-tuned on WordNet glosses, kbert on each backend vs Hugging Face
              (bench/finetune.py; --quick: the first 3,200 training examples).
   tokenizer  figure 3: tokenizer lines/s (bench/tokenizer.py).
@@ -227,6 +229,8 @@ def main():
     if "inference" in groups:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inference.py")
         subprocess.call([sys.executable, script, "--output", os.path.join(out, "inference.json")])
+        output = os.path.join(out, "inference_corpus_pydocs.json")
+        subprocess.call([sys.executable, script, "--job", "corpus", "--output", output])
     if "finetune" in groups:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune.py")
         output = os.path.join(out, "finetune.json")
