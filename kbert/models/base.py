@@ -27,6 +27,14 @@ class KbertModel(keras.Model):
 
     input_keys = INPUT_KEYS
 
+    def __init__(self, *args, **kwargs):
+        dtype = kwargs.get("dtype")
+        super().__init__(*args, **kwargs)
+        if dtype is not None:
+            # Keras' functional constructor drops `dtype`: the model's policy, its config and so a reloaded save
+            # would say float32 while its layers compute in the policy given.
+            self.dtype_policy = dtype
+
     def _input_limits(self) -> dict:
         raise NotImplementedError
 

@@ -32,6 +32,15 @@ def test_mixed_bfloat16_keeps_variables_layernorm_and_softmax_in_float32():
     assert np.abs(sequence - expected).max() < 0.1
 
 
+def test_a_model_built_in_bfloat16_saves_and_reloads_in_bfloat16(tmp_path):
+    classifier = kbert.BertClassifier(tiny_backbone(dtype="bfloat16"), num_classes=2)
+    assert classifier.dtype_policy.name == classifier.backbone.dtype_policy.name == "bfloat16"
+    classifier.save(tmp_path / "classifier.keras")
+    loaded = keras.models.load_model(tmp_path / "classifier.keras")
+    assert loaded.backbone.encoder_blocks[0].intermediate.compute_dtype == "bfloat16"
+    assert {str(weight.dtype) for weight in loaded.weights} == {"bfloat16"}
+
+
 def test_mixed_bfloat16_pretrainer_trains():
     reference = kbert.BertPretrainer(tiny_backbone(dropout=0.0, attention_dropout=0.0))
     keras.config.set_dtype_policy("mixed_bfloat16")
