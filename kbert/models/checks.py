@@ -14,8 +14,7 @@ import keras
 import numpy as np
 
 from kbert.backend import concrete_value, torch_compiling
-
-INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+from kbert.data.batching import INPUT_KEYS
 
 _checked = contextvars.ContextVar("kbert_inputs_checked", default=False)
 

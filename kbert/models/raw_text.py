@@ -18,6 +18,7 @@ import tensorflow as tf
 from kbert.data.batching import (
     POOL_BATCHES,
     as_target_arrays,
+    batches,
     cut_batches,
     dataset_of,
     length_groups,
@@ -202,22 +203,14 @@ def training_data(model, text, y=None, sample_weight=None, batch_size=None, shuf
     sample_weight)` batches of similar lengths, each cut to its longest; with `shuffle`, new batches in random
     order each epoch (drawn from NumPy's global generator, which `keras.utils.set_random_seed` seeds), as the
     fine-tuning recipe's."""
-    rng = np.random.default_rng(np.random.randint(2**31 - 1)) if shuffle else None
+    seed = np.random.randint(2**31 - 1) if shuffle else 0
     compiled = bool(model.jit_compile)
     if not isinstance(text, TextStream):
         if y is None:
             raise InputError("raw texts for fit/evaluate need labels: pass y (one label per text)")
-        targets = (y,) if sample_weight is None else (y, sample_weight)
-        _check_counts(text, targets)
-        batch_size = batch_size or DEFAULT_BATCH_SIZE
-        packed, targets = model.packed_text(text), as_target_arrays(targets)
-        lengths = real_lengths(packed)
-        steps = -(-len(lengths) // batch_size)
-        return dataset_of(
-            lambda: cut_batches(packed, targets, length_groups(lengths, batch_size, rng), compiled),
-            targets,
-            steps,
-        )
+        _check_counts(text, (y,) if sample_weight is None else (y, sample_weight))
+        packed = model.packed_text(text)
+        return batches(packed, y, batch_size or DEFAULT_BATCH_SIZE, shuffle, seed, sample_weight, compiled)
     if y is not None or sample_weight is not None:
         raise InputError(
             "a stream of text batches carries its labels: yield (texts, labels) batches and pass no y or "
@@ -228,6 +221,8 @@ def training_data(model, text, y=None, sample_weight=None, batch_size=None, shuf
         raise InputError(
             "the stream yields texts without labels; for fit/evaluate yield (texts, labels) batches"
         )
+
+    rng = np.random.default_rng(seed) if shuffle else None
 
     def generate():
         for texts, targets, sizes in _pools(stream.start()):
