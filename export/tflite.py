@@ -43,6 +43,18 @@ def parse_args(argv=None):
         "--with-tokenizer", action="store_true", help="string in: the tokenizer inside the file"
     )
     parser.add_argument("--text-pair", action="store_true", help="string-in models also take text_pair")
+    parser.add_argument(
+        "--mediapipe", action="store_true",
+        help="fail unless the file can be MediaPipe-ready (single-text classifiers and embedders, token ids in); "
+        "without the flag it is MediaPipe-ready wherever it can be",
+    )  # fmt: skip
+    parser.add_argument(
+        "--logits", action="store_true", help="a classifier outputs raw logits instead of probabilities"
+    )
+    parser.add_argument(
+        "--demo", action="store_true",
+        help="also write <name>_demo/: a web page running the file with MediaPipe Tasks for Web (npm ci there)",
+    )  # fmt: skip
     parser.add_argument("--vocab", help="vocab.txt for a bare .keras file without a preprocessor")
     parser.add_argument("--labels", help="class names: a JSON list file, or names separated by commas")
     parser.add_argument("--representative", help="calibration text for int8/16x8, one text a line")
@@ -91,6 +103,9 @@ def export(args):
         labels=labels,
         latency_repeats=args.latency_repeats,
         server_formats=[name for name in dict.fromkeys(args.format) if name != "tflite"],
+        for_mediapipe=True if args.mediapipe else None,
+        logits=args.logits,
+        demo=args.demo,
     )
     main_output = next(iter(report["outputs"]))
     print(
@@ -100,6 +115,11 @@ def export(args):
         f"accuracy drop {report['accuracy_drop_points']:.2f} points, latency {report['latency_ms']:.2f} ms"
         + (f" ({report['remedy']})" if report["shipped"] != args.quantization else "")
     )
+    print(_mediapipe_line(report["mediapipe"]))
+    for warning in (report["mediapipe"].get("tokenizer_agreement") or {}).get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    if report.get("demo"):
+        print(f"wrote {report['demo']}/ (cd there, npm ci, then serve the folder: python -m http.server)")
     for name, server in (report["servers"] or {}).items():
         parity = server["outputs"][main_output]
         print(
@@ -107,6 +127,22 @@ def export(args):
             f"mean cosine {parity['mean_cosine']:.6f}, latency {server['latency_ms']:.2f} ms"
         )
     return 0
+
+
+def _mediapipe_line(section):
+    if not section["ready"]:
+        return f"MediaPipe: no ({section['reason']})"
+    agreement = section["tokenizer_agreement"]
+    line = (
+        f"MediaPipe-ready ({', '.join(section['runtimes'][1:])}); its tokenizer agrees with kbert's on "
+        f"{agreement['identical']} of {agreement['texts']} eval texts"
+    )
+    runtime = section.get("runtime")
+    if runtime is None:
+        return line + " (pip install mediapipe to run the file in it here)"
+    measured = runtime["where_tokenizers_agree"]
+    figures = ", ".join(f"{key.replace('_', ' ')} {value:.4g}" for key, value in measured.items())
+    return line + f"; in MediaPipe there: {figures}, {runtime['median_latency_ms']:.2f} ms a text"
 
 
 if __name__ == "__main__":

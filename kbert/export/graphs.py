@@ -8,6 +8,7 @@ them into dense `[batch, length]` inputs with a scatter.
 
 import tensorflow as tf
 
+from kbert.export.mediapipe import PROBABILITY
 from kbert.models.checks import INPUT_KEYS
 from kbert.text import truncate_longest_first
 
@@ -51,19 +52,23 @@ def named_outputs(model, outputs) -> dict:
     return {SINGLE_OUTPUT_NAMES[type(model).__name__]: outputs}
 
 
-def token_ids_function(model, sequence_length=None, batch_size=1):
+def token_ids_function(model, sequence_length=None, batch_size=1, probabilities=False):
     """A `tf.function` of `{token_ids, segment_ids, padding_mask}` (int32 [batch, seq]) → named outputs.
 
     Args:
         model: a kbert model.
         sequence_length: a fixed length, or None for a dynamic one (resize the interpreter's inputs).
         batch_size: a fixed batch, or None for a dynamic one.
+        probabilities: a classifier's softmax as the one output `PROBABILITY` instead of its logits.
     """
     spec = {key: tf.TensorSpec([batch_size, sequence_length], tf.int32, name=key) for key in INPUT_KEYS}
 
     @tf.function(input_signature=[spec], autograph=False)
     def serve(inputs):
-        return named_outputs(model, model(inputs, training=False))
+        outputs = named_outputs(model, model(inputs, training=False))
+        if probabilities:
+            return {PROBABILITY: tf.nn.softmax(tf.cast(outputs["logits"], tf.float32), axis=-1)}
+        return outputs
 
     return serve
 

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from kbert.export import converter, graphs, rewrite, servers, verify
+from kbert.export import converter, graphs, mediapipe, rewrite, servers, verify, web
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
 
 # What a request for a quantization tries, in order, until one keeps within the accuracy budget: full int8, then
@@ -171,6 +171,9 @@ def export_litert(
     latency_repeats=30,
     server_formats=(),
     graph_rewrites=True,
+    for_mediapipe=None,
+    logits=False,
+    demo=False,
 ):
     """Exports `model` as a LiteRT file at `output` and writes `<output stem>.report.json` and `.report.png`.
 
@@ -202,6 +205,15 @@ def export_litert(
         server_formats: also write "savedmodel" (`<stem>_savedmodel/`) and/or "onnx" (`<stem>.onnx`), token ids
             in, any batch and length, each checked against Keras (report: "servers"); see `kbert.export.servers`.
         graph_rewrites: apply `kbert.export.rewrite` to token-id graphs (report: "graph_rewrites").
+        for_mediapipe: None: write the MediaPipe Tasks layout and metadata (`kbert.export.mediapipe`) where the
+            runtimes can serve the model (single-text classifiers and embedders, token ids in); True: require it
+            (an ExportError says why a model cannot have it); False: never. The report's "mediapipe" says which
+            runtimes load the file, how MediaPipe's tokenizer agrees with kbert's on the eval texts, and, with the
+            `mediapipe` package installed, the file run in MediaPipe against the Keras model.
+        logits: a token-id classifier outputs its raw logits ("logits") instead of its probabilities
+            ("probability", the softmax inside the file).
+        demo: also write `<output stem>_demo/`, a web page that runs the file with MediaPipe Tasks for Web
+            (`kbert.export.web`); needs the MediaPipe layout.
 
     Returns:
         The report (a dict; also written as JSON).
@@ -224,6 +236,20 @@ def export_litert(
     loaded = _as_loaded(model, vocabulary, labels)
     graphs.check_exportable(loaded.model)
     tokenizer = loaded.tokenizer
+    model_class = type(loaded.model).__name__
+    unservable = mediapipe.unservable_reason(
+        model_class, tokenizer, with_tokenizer, with_pair, loaded.labels, dynamic_length
+    )
+    if for_mediapipe and unservable:
+        raise ExportError(f"cannot export for MediaPipe: {unservable}; export without for_mediapipe")
+    mediapipe_layout = unservable is None and for_mediapipe is not False
+    if demo:
+        if not mediapipe_layout:
+            raise ExportError(
+                f"the web demo runs the file in MediaPipe, which cannot serve it: {unservable or 'for_mediapipe=False'}"
+            )
+        web.check_demo_folder(web.demo_folder(output))
+    probabilities = model_class == "BertClassifier" and not with_tokenizer and not logits
     if with_tokenizer and tokenizer is None:
         raise ExportError(
             "with_tokenizer needs the model's vocabulary: pass a kbert save folder (vocab.txt) or vocabulary=..."
@@ -262,9 +288,11 @@ def export_litert(
             loaded, records, sequence_length, with_pair
         )
     else:
-        function = graphs.token_ids_function(loaded.model, None if dynamic_length else sequence_length)
+        function = graphs.token_ids_function(
+            loaded.model, None if dynamic_length else sequence_length, probabilities=probabilities
+        )
         examples = _token_examples(loaded, records, sequence_length)
-        reference = _keras_outputs(loaded.model, examples)
+        reference = _keras_outputs(loaded.model, examples, probabilities)
         masks = [example["padding_mask"] for example in examples]
         text_checks = None
     representative = None
@@ -274,7 +302,9 @@ def export_litert(
         def representative():
             yield from calibration
 
-    task_outputs = [name for name in reference[0] if name in ("logits", "start_logits", "end_logits")]
+    task_outputs = [
+        name for name in reference[0] if name in ("logits", "start_logits", "end_logits", graphs.PROBABILITY)
+    ]
     attempts, shipped, rewritten = [], None, {}
     for attempt_quantization in FALLBACKS.get(quantization, (quantization,)):
         attempt_started = time.perf_counter()
@@ -308,6 +338,7 @@ def export_litert(
             continue
         runner = verify.interpreter(flatbuffer, custom_ops=with_tokenizer).get_signature_runner()
         candidate = verify.run_examples(runner, examples)
+        raw_candidate = [dict(outputs) for outputs in candidate]
         if with_tokenizer:
             candidate, text_checks = _trim_to_real_tokens(
                 candidate, reference, text_checks, records, tokenizer
@@ -334,7 +365,7 @@ def export_litert(
         }
         attempts.append(attempt)
         if max_accuracy_drop is None or drop <= max_accuracy_drop:
-            shipped = (attempt_quantization, flatbuffer, cosines)
+            shipped = (attempt_quantization, flatbuffer, cosines, raw_candidate)
             break
 
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -411,9 +442,20 @@ def export_litert(
         )
         verify.write_report(report, report_path)
         raise ExportError(report["error"])
-    metadata = _metadata(loaded, report, with_tokenizer, with_pair)
+    data = _with_metadata(loaded, report, with_tokenizer, with_pair, shipped[1], mediapipe_layout)
+    _check_unchanged(data, examples, shipped[3], with_tokenizer)
+    report["mediapipe"] = _mediapipe_report(
+        loaded, data, records, examples, reference, sequence_length, mediapipe_layout, unservable
+    )
     _remove_report(report_path)  # an earlier export's: from here until the new one is written there is none
-    _write_atomically(output, converter.add_metadata(shipped[1], metadata))
+    _write_atomically(output, data)
+    if demo:
+        report["demo"] = web.write_demo(
+            web.demo_folder(output),
+            data,
+            mediapipe.SERVED_MODELS[model_class],
+            f"{os.path.basename(output)}: kbert {model_class} in MediaPipe Tasks for Web",
+        )
     verify.write_report(report, report_path)
     return report
 
@@ -531,13 +573,17 @@ def _token_examples(loaded, records, sequence_length):
     return [{key: value[i : i + 1] for key, value in packed.items()} for i in range(len(records))]
 
 
-def _keras_outputs(model, examples, batch_size=32):
+def _keras_outputs(model, examples, probabilities=False, batch_size=32):
     outputs = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         batch = {key: np.concatenate([example[key] for example in chunk]) for key in chunk[0]}
         result = graphs.named_outputs(model, model(batch, training=False))
         result = {key: np.asarray(value) for key, value in result.items()}
+        if probabilities:
+            logits = result.pop("logits").astype("float64")
+            exp = np.exp(logits - logits.max(-1, keepdims=True))
+            result[graphs.PROBABILITY] = (exp / exp.sum(-1, keepdims=True)).astype("float32")
         outputs += [{key: value[i : i + 1] for key, value in result.items()} for i in range(len(chunk))]
     return outputs
 
@@ -630,3 +676,69 @@ def _metadata(loaded, report, with_tokenizer, with_pair):
         entries[METADATA_LABELS] = json.dumps(loaded.labels).encode("utf-8")
     entries[METADATA_CONFIG] = json.dumps(config, indent=1).encode("utf-8")
     return entries
+
+
+def _with_metadata(loaded, report, with_tokenizer, with_pair, flatbuffer, mediapipe_layout):
+    """The shipped file's bytes: kbert's metadata entries, and for MediaPipe its input order, `TFLITE_METADATA`
+    and the packed vocabulary and label files."""
+    entries = _metadata(loaded, report, with_tokenizer, with_pair)
+    if not mediapipe_layout:
+        return converter.add_metadata(flatbuffer, entries)
+    output = next(iter(report["outputs"]))
+    described = {
+        graphs.PROBABILITY: "class probabilities (softmax), by the label file's order",
+        "logits": "class logits (no softmax), by the label file's order",
+        "embedding": "the text's embedding",
+    }
+    entries[mediapipe.METADATA_NAME] = mediapipe.model_metadata(
+        name=os.path.splitext(report["name"])[0],
+        description=f"kbert {report['model_class']}, {report['shipped']}",
+        output_name=output,
+        output_description=described[output],
+        labels=loaded.labels if report["model_class"] == "BertClassifier" else None,
+    )
+    data = converter.add_metadata(mediapipe.order_inputs(flatbuffer), entries)
+    labels = loaded.labels if report["model_class"] == "BertClassifier" else None
+    return mediapipe.pack_files(data, mediapipe.associated_files(loaded.tokenizer, labels))
+
+
+def _check_unchanged(data, examples, verified, with_tokenizer):
+    """Runs the final bytes (metadata added) and requires the outputs that were verified, unchanged."""
+    runner = verify.interpreter(data, custom_ops=with_tokenizer).get_signature_runner()
+    for example, expected in zip(examples, verified, strict=True):
+        result = runner(**example)
+        for name, value in expected.items():
+            if name in result and not np.array_equal(np.asarray(result[name]), np.asarray(value)):
+                raise ExportError(
+                    f"the file's output {name!r} changed when its metadata was added; please report it"
+                )
+
+
+def _mediapipe_report(loaded, data, records, examples, reference, sequence_length, layout, unservable):
+    """The report's "mediapipe" section: which runtimes load the file, how MediaPipe's tokenizer agrees with kbert's
+    on the eval texts, and (with the `mediapipe` package) the file run in MediaPipe on the raw eval texts."""
+    model_class = type(loaded.model).__name__
+    if not layout:
+        reason = unservable or "not asked for (for_mediapipe=False)"
+        return {"ready": False, "reason": reason, "runtimes": ["LiteRT interpreter"]}
+    task = mediapipe.SERVED_MODELS[model_class]
+    texts = [record["text"] for record in records]
+    kbert_ids = np.concatenate([example["token_ids"] for example in examples])
+    agreement, agree = mediapipe.tokenizer_agreement(texts, loaded.tokenizer, kbert_ids, sequence_length)
+    output = next(iter(reference[0]))
+    keras_outputs = np.concatenate([item[output] for item in reference])
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.tflite")
+        with open(path, "wb") as file:
+            file.write(data)
+        runtime = mediapipe.runtime_report(path, texts, task, keras_outputs, agree, loaded.labels)
+    return {
+        "ready": True,
+        "runtimes": ["LiteRT interpreter", f"MediaPipe Tasks {task}"]
+        + (["TFLite Task Library BertNLClassifier"] if output == graphs.PROBABILITY else []),
+        "scores": "probabilities" if output == graphs.PROBABILITY else output,
+        "tokenizer_agreement": agreement,
+        "runtime": runtime,
+    }

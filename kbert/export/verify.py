@@ -101,7 +101,12 @@ def task_agreement(reference, candidate, task_outputs, labels=None, masks=None):
                 ref_arg, cand_arg = ref_arg[real], cand_arg[real]
             agree += int(np.sum(ref_arg == cand_arg))
             total += ref_arg.size
-            if labels is not None and ref.ndim == 2 and ref.shape[0] == 1 and name in ("logits",):
+            if (
+                labels is not None
+                and ref.ndim == 2
+                and ref.shape[0] == 1
+                and name in ("logits", "probability")
+            ):
                 correct_reference += int(ref_arg[0] == labels[index])
                 correct_candidate += int(cand_arg[0] == labels[index])
     result = {"argmax_agreement": agree / max(total, 1)}
