@@ -130,6 +130,14 @@ def test_mediapipe_tokenizer_port_equals_the_runtime(tokenizer, tmp_path):
     report, agree = mediapipe.tokenizer_agreement(texts, tokenizer, ours, length)
     assert not agree[: len(HARD_CASES)].all() and agree[len(HARD_CASES) : -10].mean() > 0.95
     assert report["identical"] == int(agree.sum())
+    # A cased model: MediaPipe lower-cases its text anyway, and the export warns.
+    from kbert.text import WordPieceTokenizer
+
+    cased = WordPieceTokenizer(tokenizer.vocabulary, lowercase=False)
+    titles = ["The Python Standard Library", "no capitals here"]
+    ours = np.asarray(packer(cased(titles))["token_ids"])
+    report, agree = mediapipe.tokenizer_agreement(titles, cased, ours, length)
+    assert list(agree) == [False, True] and any("cased" in warning for warning in report["warnings"])
 
 
 @pytest.fixture(scope="module")
