@@ -147,6 +147,22 @@ def add_row_bias(matrix, bias):
     return matrix + keras.ops.matmul(ones, keras.ops.expand_dims(bias, 0))
 
 
+def matmul_add(x, kernel, bias):
+    """`x @ kernel + bias` for `x` [..., in], `kernel` [in, out], `bias` [out].
+
+    On PyTorch one `torch.addmm` on the rows: the bias is added inside oneDNN's product instead of in a second pass
+    over the output (a dense layer of MiniLM at [768, 384] x [384, 1536]: 0.50 against 0.71 ms in bfloat16, 2.91
+    against 3.03 ms in float32; see docs/inference.md). TensorFlow's graph mode and XLA are faster with the plain ops.
+    """
+    if keras.config.backend() != "torch":
+        return keras.ops.add(keras.ops.matmul(x, kernel), bias)
+    import torch
+
+    kernel, bias = keras.ops.convert_to_tensor(kernel), keras.ops.convert_to_tensor(bias)
+    rows = torch.addmm(bias, x.reshape(-1, x.shape[-1]), kernel)
+    return rows.reshape(*x.shape[:-1], kernel.shape[-1])
+
+
 def varying_shape_jit(jit=None):
     """The `jit_compile` for training steps over batches of varying length (fine-tuning, distillation).
 

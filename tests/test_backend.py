@@ -196,3 +196,19 @@ def test_tensorflow_xla_compiling_only_inside_xla_functions():
     tf.function(record)()
     tf.function(record, jit_compile=True)()
     assert seen == [False, False, True]
+
+
+def test_matmul_add_equals_matmul_plus_bias_in_float32_and_bfloat16():
+    """The dense layers' product with its bias (one fused call on PyTorch) equals the two-step result."""
+    import keras
+
+    from kbert.backend import matmul_add
+
+    rng = np.random.default_rng(0)
+    x, kernel, bias = rng.normal(size=(3, 5, 8)), rng.normal(size=(8, 6)), rng.normal(size=(6,))
+    expected = x @ kernel + bias
+    for dtype, tolerance in (("float32", 1e-5), ("bfloat16", 0.1)):
+        args = [keras.ops.convert_to_tensor(value, dtype) for value in (x, kernel, bias)]
+        result = keras.ops.convert_to_numpy(keras.ops.cast(matmul_add(*args), "float32"))
+        assert result.shape == (3, 5, 6)
+        np.testing.assert_allclose(result, expected, atol=tolerance, rtol=tolerance)

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from kbert.backend import torch_compiling
+from kbert.layers.dense import Dense
 from kbert.layers.dropout import Dropout
 from kbert.layers.initializers import bert_initializer
 
@@ -44,7 +45,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.initializer_range = initializer_range
 
         def dense(name):
-            return keras.layers.Dense(
+            return Dense(
                 hidden_dim,
                 kernel_initializer=bert_initializer(initializer_range),
                 dtype=self.dtype_policy,

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kbert.layers.attention import MultiHeadSelfAttention
+from kbert.layers.dense import Dense
 from kbert.layers.dropout import Dropout
 from kbert.layers.initializers import bert_initializer, get_activation
 
@@ -50,16 +51,14 @@ class BertEncoderBlock(keras.layers.Layer):
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="attention_layer_norm"
         )
-        self.intermediate = keras.layers.Dense(
+        self.intermediate = Dense(
             intermediate_dim,
             activation=get_activation(activation),
             kernel_initializer=initializer,
             dtype=policy,
             name="intermediate",
         )
-        self.output_dense = keras.layers.Dense(
-            hidden_dim, kernel_initializer=initializer, dtype=policy, name="output"
-        )
+        self.output_dense = Dense(hidden_dim, kernel_initializer=initializer, dtype=policy, name="output")
         self.output_dropout = Dropout(dropout, dtype=policy, name="output_dropout")
         self.output_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="output_layer_norm"
