@@ -19,6 +19,7 @@ import numpy as np
 
 from kbert.export import converter, graphs, mediapipe, rewrite, servers, verify, web
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
+from kbert.training.checkpoints import atomic_write
 
 # What a request for a quantization tries, in order, until one keeps within the accuracy budget: full int8, then
 # int16 activations (16x8), then int8 dense layers with the sensitive parts in float (int8-mixed).
@@ -448,7 +449,7 @@ def export_litert(
         loaded, data, records, examples, reference, sequence_length, mediapipe_layout, unservable
     )
     _remove_report(report_path)  # an earlier export's: from here until the new one is written there is none
-    _write_atomically(output, data)
+    atomic_write(output, lambda path: web.write_bytes(path, data))
     if demo:
         report["demo"] = web.write_demo(
             web.demo_folder(output),
@@ -520,19 +521,6 @@ def _remove_report(report_path):
     for path in (report_path, chart):
         if os.path.exists(path):
             os.remove(path)
-
-
-def _write_atomically(path, data):
-    temporary = f"{path}.partial-{os.getpid()}"
-    try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _label_ids(records, labels):

@@ -10,6 +10,7 @@ import os
 import shutil
 
 from kbert.export.loading import ExportError
+from kbert.training.checkpoints import atomic_write
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 TEMPLATE_FILES = ("index.html", "demo.js", "package.json", "package-lock.json")
@@ -52,16 +53,14 @@ def write_demo(folder, data, task, title):
         task: "TextClassifier" or "TextEmbedder".
         title: the page's heading.
     """
-    from kbert.training.checkpoints import atomic_write
-
     os.makedirs(folder, exist_ok=True)
     for name in TEMPLATE_FILES:
         atomic_write(
             os.path.join(folder, name), lambda path, name=name: shutil.copyfile(_template(name), path)
         )
-    atomic_write(os.path.join(folder, MODEL), lambda path: _write_bytes(path, data))
+    atomic_write(os.path.join(folder, MODEL), lambda path: write_bytes(path, data))
     config = json.dumps({"generator": "kbert", "task": task, "title": title}, indent=1).encode("utf-8")
-    atomic_write(os.path.join(folder, CONFIG), lambda path: _write_bytes(path, config))
+    atomic_write(os.path.join(folder, CONFIG), lambda path: write_bytes(path, config))
     return folder
 
 
@@ -69,6 +68,7 @@ def _template(name):
     return os.path.join(TEMPLATE, name)
 
 
-def _write_bytes(path, data):
+def write_bytes(path, data):
+    """Writes `data` (bytes) to `path`: the writer `atomic_write` calls with its temporary path."""
     with open(path, "wb") as file:
         file.write(data)
