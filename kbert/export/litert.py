@@ -13,13 +13,14 @@ import functools
 import json
 import math
 import os
+import tempfile
 import time
 
 import numpy as np
 
 from kbert.export import converter, graphs, mediapipe, rewrite, servers, verify, web
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
-from kbert.training.checkpoints import atomic_write
+from kbert.training.checkpoints import write_bytes
 
 # What a request for a quantization tries, in order, until one keeps within the accuracy budget: full int8, then
 # int16 activations (16x8), then int8 dense layers with the sensitive parts in float (int8-mixed).
@@ -449,7 +450,7 @@ def export_litert(
         loaded, data, records, examples, reference, sequence_length, mediapipe_layout, unservable
     )
     _remove_report(report_path)  # an earlier export's: from here until the new one is written there is none
-    atomic_write(output, lambda path: web.write_bytes(path, data))
+    write_bytes(data, output)
     if demo:
         report["demo"] = web.write_demo(
             web.demo_folder(output),
@@ -673,6 +674,7 @@ def _with_metadata(loaded, report, with_tokenizer, with_pair, flatbuffer, mediap
     if not mediapipe_layout:
         return converter.add_metadata(flatbuffer, entries)
     output = next(iter(report["outputs"]))
+    labels = loaded.labels if report["model_class"] == "BertClassifier" else None
     described = {
         graphs.PROBABILITY: "class probabilities (softmax), by the label file's order",
         "logits": "class logits (no softmax), by the label file's order",
@@ -683,10 +685,9 @@ def _with_metadata(loaded, report, with_tokenizer, with_pair, flatbuffer, mediap
         description=f"kbert {report['model_class']}, {report['shipped']}",
         output_name=output,
         output_description=described[output],
-        labels=loaded.labels if report["model_class"] == "BertClassifier" else None,
+        labels=labels,
     )
     data = converter.add_metadata(mediapipe.order_inputs(flatbuffer), entries)
-    labels = loaded.labels if report["model_class"] == "BertClassifier" else None
     return mediapipe.pack_files(data, mediapipe.associated_files(loaded.tokenizer, labels))
 
 
@@ -715,8 +716,6 @@ def _mediapipe_report(loaded, data, records, examples, reference, sequence_lengt
     agreement, agree = mediapipe.tokenizer_agreement(texts, loaded.tokenizer, kbert_ids, sequence_length)
     output = next(iter(reference[0]))
     keras_outputs = np.concatenate([item[output] for item in reference])
-    import tempfile
-
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.tflite")
         with open(path, "wb") as file:

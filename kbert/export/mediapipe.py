@@ -27,6 +27,7 @@ import flatbuffers
 import numpy as np
 
 from kbert.export.loading import ExportError
+from kbert.text import normalization
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
@@ -48,10 +49,6 @@ _BERT_TOKENIZER_OPTIONS = 4
 _MAX_BYTES_PER_WORD = 100
 _MAX_CHARS_PER_PIECE = 100
 _SPACE = frozenset("\t\n\f\r ")  # RE2's \s
-_CJK = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
-)  # fmt: skip
 _MEDIAPIPE_SPECIALS = {"cls": "[CLS]", "sep": "[SEP]", "unk": "[UNK]"}
 
 
@@ -212,35 +209,6 @@ def _text(value):
 # -- MediaPipe's tokenizer ---------------------------------------------------------------------------------------
 
 
-def _is_delimiter_kept(char):
-    code = ord(char)
-    return (
-        33 <= code <= 47
-        or 58 <= code <= 64
-        or 91 <= code <= 96
-        or 123 <= code <= 126
-        or unicodedata.category(char).startswith("P")
-        or any(low <= code <= high for low, high in _CJK)
-    )
-
-
-def _words(text):
-    """MediaPipe's pre-tokenizer: split on RE2's \\s, keep punctuation and CJK characters as words."""
-    words, current = [], []
-    for char in text:
-        if char in _SPACE or _is_delimiter_kept(char):
-            if current:
-                words.append("".join(current))
-                current = []
-            if char not in _SPACE:
-                words.append(char)
-        else:
-            current.append(char)
-    if current:
-        words.append("".join(current))
-    return words
-
-
 def _wordpiece(word, vocabulary):
     """tensorflow-text's WordpieceTokenize as MediaPipe calls it: a word over 100 bytes, or one that cannot be
     split into vocabulary pieces, is one [UNK]."""
@@ -272,7 +240,8 @@ def mediapipe_token_ids(texts, vocabulary, sequence_length):
     for row, text in enumerate(texts):
         text = text.split("\x00", 1)[0]  # the runtime's text ends at a NUL character (seen in its Python API)
         lowered = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
-        pieces = [piece for word in _words(lowered) for piece in _wordpiece(word, index)]
+        words = normalization.split_words(lowered, _SPACE)  # as BERT's, but only on RE2's \s
+        pieces = [piece for word in words for piece in _wordpiece(word, index)]
         tokens = ["[CLS]", *pieces[: sequence_length - 2], "[SEP]"]
         ids[row, : len(tokens)] = [index.get(token, 0) for token in tokens]
     return ids

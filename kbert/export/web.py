@@ -10,7 +10,7 @@ import os
 import shutil
 
 from kbert.export.loading import ExportError
-from kbert.training.checkpoints import atomic_write
+from kbert.training.checkpoints import atomic_write, write_bytes
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 TEMPLATE_FILES = ("index.html", "demo.js", "package.json", "package-lock.json")
@@ -58,17 +58,11 @@ def write_demo(folder, data, task, title):
         atomic_write(
             os.path.join(folder, name), lambda path, name=name: shutil.copyfile(_template(name), path)
         )
-    atomic_write(os.path.join(folder, MODEL), lambda path: write_bytes(path, data))
+    write_bytes(data, os.path.join(folder, MODEL))
     config = json.dumps({"generator": "kbert", "task": task, "title": title}, indent=1).encode("utf-8")
-    atomic_write(os.path.join(folder, CONFIG), lambda path: write_bytes(path, config))
+    write_bytes(config, os.path.join(folder, CONFIG))
     return folder
 
 
 def _template(name):
     return os.path.join(TEMPLATE, name)
-
-
-def write_bytes(path, data):
-    """Writes `data` (bytes) to `path`: the writer `atomic_write` calls with its temporary path."""
-    with open(path, "wb") as file:
-        file.write(data)

@@ -79,6 +79,25 @@ def is_cjk(cp):
     )
 
 
+def split_words(text, spaces=" "):
+    """The words of `text` as BERT's basic tokenizer splits them: runs of the characters in `spaces` separate words,
+    and each punctuation or CJK character is a word of its own."""
+    words, current = [], []
+    for char in text:
+        kept = char not in spaces
+        if not kept or is_punctuation(char) or is_cjk(ord(char)):
+            if current:
+                words.append("".join(current))
+                current = []
+            if kept:
+                words.append(char)
+        else:
+            current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
+
+
 def normalize_char(char, lowercase=True, strip_accents=None):
     """Maps one character the way the reference's cleaning, NFC, lower-casing and accent stripping do.
 

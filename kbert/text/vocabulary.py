@@ -15,25 +15,6 @@ from kbert.text import normalization
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-def _split_words(text):
-    words, current = [], []
-    for char in text:
-        if char == " ":
-            if current:
-                words.append("".join(current))
-                current = []
-        elif normalization.is_punctuation(char) or normalization.is_cjk(ord(char)):
-            if current:
-                words.append("".join(current))
-                current = []
-            words.append(char)
-        else:
-            current.append(char)
-    if current:
-        words.append("".join(current))
-    return words
-
-
 def count_words(sentences, lowercase=True, batch_size=2048):
     """Counts the words of `sentences` (an iterable of strings) as the tokenizer will see them."""
     normalizer = tf_text.FastBertNormalizer(
@@ -45,7 +26,7 @@ def count_words(sentences, lowercase=True, batch_size=2048):
 
     def flush():
         for text in normalizer.normalize(batch).numpy():
-            counts.update(_split_words(text.decode("utf-8", errors="replace")))
+            counts.update(normalization.split_words(text.decode("utf-8", errors="replace")))
 
     for sentence in sentences:
         batch.append(sentence)

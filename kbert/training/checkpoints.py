@@ -106,6 +106,16 @@ def write_json(data, path):
     atomic_write(path, write)
 
 
+def write_bytes(data, path):
+    """Writes `data` (bytes), atomically."""
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
+            file.write(data)
+
+    atomic_write(path, write)
+
+
 def _read_json(path):
     with open(path, encoding="utf-8") as file:
         state = json.load(file)
