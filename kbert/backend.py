@@ -34,7 +34,8 @@ def tensorflow_xla_compiling():
 def int_bitwise_ops():
     """xor, and, arithmetic right shift on int32 tensors: Python's operators, which TensorFlow tensors lack for
     integers (there `tf.bitwise`). Keras' bitwise ops would do on every backend, but under torch.compile they lift
-    each constant into a tensor (the 13 dropout masks of the L4/H256 step: 8.3 ms instead of 6.0)."""
+    each constant into a tensor, which makes the dropout masks slower.
+    Measured in docs/performance.md, section 'Dropout masks'."""
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -102,14 +103,13 @@ def sparse_cross_entropy(labels, logits, return_hits=False):
     """Softmax cross-entropy per row from integer `labels` [...] and `logits` [..., classes], computed in float32.
 
     As `keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)`, as logsumexp minus the
-    label's logit. Keras' JAX version multiplies by a one-hot of the labels instead: on the masked-LM logits
-    ([16, 20, 30522]) it writes and reads a dense 39 MB one-hot and its gradient, 39 ms for the loss and its
-    gradient against 16 ms this way (TensorFlow 18 -> 16 ms, PyTorch eager 87 -> 72 ms; 2 cores).
+    label's logit. Keras' JAX version multiplies by a one-hot of the labels instead: on the masked-LM logits it
+    writes and reads a dense one-hot and its gradient. Measured in docs/performance.md, section 'Cross-entropy'.
 
     With `return_hits`, also a float32 1/0 per row: whether the label's logit is the largest (top-1 accuracy).
     It reuses the logsumexp's row maximum, where an argmax would be one more pass over the logits, and a slow one
-    under XLA (a reduction over value and index pairs: 7 ms of the TensorFlow masked-LM step, L4/H256, batch 16,
-    seq 128, 2 cores). A tie with the top logit counts as a hit.
+    under XLA (a reduction over value and index pairs). Measured in docs/performance.md, section 'Top-1 accuracy'.
+    A tie with the top logit counts as a hit.
     """
     logits = keras.ops.cast(logits, "float32")
     labels = keras.ops.expand_dims(keras.ops.cast(labels, "int32"), -1)
@@ -137,9 +137,8 @@ def add_row_bias(matrix, bias):
 
     On JAX the bias enters as a rank-1 product (a column of ones times the bias row), so its gradient is a
     [1, rows] x [rows, columns] product. As a broadcast add its gradient is a column sum, which XLA's CPU backend
-    under JAX runs at under 1 GB/s on the masked-LM logits ([320, 30522]: 45 ms against 1.4 ms for the product,
-    2 cores; the L4_H256 masked-LM step, batch 16, seq 128, interleaved runs: 581/523 and 593/559 ms). Elsewhere
-    a plain add.
+    under JAX runs slowly on the masked-LM logits. Measured in docs/performance.md, section 'Bias gradient'.
+    Elsewhere a plain add.
     """
     if keras.config.backend() != "jax":
         return matrix + bias
@@ -151,8 +150,8 @@ def matmul_add(x, kernel, bias):
     """`x @ kernel + bias` for `x` [..., in], `kernel` [in, out], `bias` [out].
 
     On PyTorch one `torch.addmm` on the rows: the bias is added inside oneDNN's product instead of in a second pass
-    over the output (a dense layer of MiniLM at [768, 384] x [384, 1536]: 0.50 against 0.71 ms in bfloat16, 2.91
-    against 3.03 ms in float32; see docs/inference.md). TensorFlow's graph mode and XLA are faster with the plain ops.
+    over the output. Measured in docs/inference.md, section 'The exact mode's ceiling'. TensorFlow's graph mode and
+    XLA are faster with the plain ops.
     """
     if keras.config.backend() != "torch":
         return keras.ops.add(keras.ops.matmul(x, kernel), bias)
@@ -169,9 +168,8 @@ def varying_shape_jit(jit=None):
     `jit` True or False is taken as given, except on PyTorch (where Keras' jit means torch.compile, not used
     here). None chooses: XLA on JAX (its alternative is op-by-op dispatch) and on TensorFlow with a GPU or TPU;
     on a CPU-only TensorFlow, graph mode, where XLA compiles every batch length and runs the small matmuls of
-    short batches on one core (MiniLM fine-tuned on WordNet glosses, first 100 steps on 2 cores, compilation
-    included: 183 s with XLA, 65 s in graph mode). Pretraining, with one fixed shape, keeps XLA on TensorFlow's
-    CPU too.
+    short batches on one core. Measured in docs/performance.md, section 'XLA on CPU'. Pretraining, with one fixed
+    shape, keeps XLA on TensorFlow's CPU too.
     """
     backend = keras.config.backend()
     if backend == "torch":
@@ -190,8 +188,8 @@ def fixed_shape_jit(jit=None):
 
     `jit` True or False is taken as given: XLA on TensorFlow and JAX, torch.compile on PyTorch. None chooses XLA
     on TensorFlow (its CPU too: one shape compiles once) and JAX, and eager on PyTorch, where compiling takes
-    about 85 s before the first update and pays back after about 800 steps (L4_H256, fp32, batch 16, 2 CPU
-    cores: 380 against 483 ms a step).
+    long before the first update and pays back only after many steps.
+    Measured in docs/performance.md, section 'torch.compile'.
     """
     if jit is None:
         return keras.config.backend() != "torch"
@@ -201,17 +199,16 @@ def fixed_shape_jit(jit=None):
 def keep_large_allocations():
     """Keeps the memory of freed large host buffers mapped, for the next step to reuse (JAX and PyTorch, glibc).
 
-    XLA's CPU runtime under JAX allocates each step's temporaries (345 MB for the L4_H256 masked-LM step at batch
-    16, seq 128) with malloc, and PyTorch its large tensors. glibc maps every block over 32 MB afresh (or over
-    64 MB from a thread's arena) and unmaps it when freed, so each step touches hundreds of MB of new pages: 100K
-    page faults and 240 ms of system CPU time a step on JAX there, where TensorFlow's own allocator keeps its
-    memory (82 faults). `import kbert` calls this on the JAX and PyTorch backends, on Linux with glibc: one malloc
-    arena for all threads (so a large block can come from the main heap), no mmap for large blocks, and up to 1 GiB
-    of free memory kept at the heap's top. The JAX step then takes 551 against 612 ms (interleaved runs, medians
-    of three; 2 faults a step). Threads that allocated before `import kbert` keep their own arenas: import kbert
-    before running JAX or PyTorch code, or set the same from the process start for all of it
-    (`GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824`:
-    433 ms). Returns whether it was applied.
+    XLA's CPU runtime under JAX allocates each step's temporaries with malloc, and PyTorch its large tensors.
+    glibc maps every block over 32 MB afresh (or over 64 MB from a thread's arena) and unmaps it when freed, so
+    each step touches hundreds of MB of new pages, where TensorFlow's own allocator keeps its memory. `import
+    kbert` calls this on the JAX and PyTorch backends, on Linux with glibc: one malloc arena for all threads (so a
+    large block can come from the main heap), no mmap for large blocks, and up to 1 GiB of free memory kept at the
+    heap's top. Measured in docs/performance.md, section 'Host memory'. Threads that allocated before `import
+    kbert` keep their own arenas: import kbert before running JAX or PyTorch code, or set the same from the
+    process start for all of it
+    (`GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824`).
+    Returns whether it was applied.
     """
     import ctypes
     import platform

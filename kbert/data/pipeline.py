@@ -137,9 +137,29 @@ def build_instance_cache(
     os.makedirs(directory, exist_ok=True)
     if os.path.exists(meta_path):
         os.remove(meta_path)
+    written = _write_shards(
+        tokenize_documents(documents, tokenizer),
+        tokenizer,
+        directory,
+        max_seq_length,
+        short_seq_prob,
+        pair_task,
+        seed,
+        documents_per_shard,
+    )
+    meta = {**settings, **written}
+    with open(meta_path + ".tmp", "w", encoding="utf-8") as file:
+        json.dump(meta, file, indent=2)
+    os.replace(meta_path + ".tmp", meta_path)
+    return meta
+
+
+def _write_shards(
+    id_documents, tokenizer, directory, max_seq_length, short_seq_prob, pair_task, seed, documents_per_shard
+):
+    """Writes the instances of each `documents_per_shard` id documents as a shard; returns `shards`, the counts."""
     progress = keras.utils.Progbar(None, unit_name="document")
     shards, num_instances, num_documents = [], 0, 0
-    id_documents = tokenize_documents(documents, tokenizer)
     for shard_index in itertools.count():
         chunk = list(itertools.islice(id_documents, documents_per_shard))
         if not chunk:
@@ -153,21 +173,22 @@ def build_instance_cache(
             pair_task,
             seed=[seed, shard_index],
         )
-        name = f"instances-{shard_index:05d}.tfrecord"
-        with tf.io.TFRecordWriter(os.path.join(directory, name + ".tmp")) as writer:
-            for instance in instances:
-                writer.write(_example(instance))
-        os.replace(os.path.join(directory, name + ".tmp"), os.path.join(directory, name))
-        shards.append(name)
+        shards.append(_write_shard(directory, shard_index, instances))
         num_instances += len(instances)
         num_documents += len(chunk)
         progress.update(num_documents)
     progress.update(num_documents, finalize=True)
-    meta = {**settings, "shards": shards, "num_instances": num_instances, "num_documents": num_documents}
-    with open(meta_path + ".tmp", "w", encoding="utf-8") as file:
-        json.dump(meta, file, indent=2)
-    os.replace(meta_path + ".tmp", meta_path)
-    return meta
+    return {"shards": shards, "num_instances": num_instances, "num_documents": num_documents}
+
+
+def _write_shard(directory, shard_index, instances):
+    """Writes `instances` as the TFRecord shard `shard_index` (renamed into place when complete); returns its name."""
+    name = f"instances-{shard_index:05d}.tfrecord"
+    with tf.io.TFRecordWriter(os.path.join(directory, name + ".tmp")) as writer:
+        for instance in instances:
+            writer.write(_example(instance))
+    os.replace(os.path.join(directory, name + ".tmp"), os.path.join(directory, name))
+    return name
 
 
 def cached_instances(documents, tokenizer, directory, **settings):
@@ -265,31 +286,40 @@ def pretraining_dataset(
         {mlm_ids, mlm_weights, pair_label}; int32 except `mlm_weights` (float32); shapes `[batch,
         sequence_length]` and `[batch, max_predictions_per_seq]`, `pair_label` `[batch]`.
     """
-    if isinstance(instances, str | os.PathLike):
-        instances = load_instances(instances)
-    elif isinstance(instances, list):
-        instances = instances_to_dataset(instances)
+    instances = _instance_dataset(instances)
     if shuffle_buffer:
         instances = instances.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     batches = instances.ragged_batch(batch_size, drop_remainder=drop_remainder)
     # One int64 per batch, different every epoch and reproducible from `seed`.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    to_model_inputs = _model_inputs_function(
+        tokenizer, sequence_length, max_predictions_per_seq, masked_lm_prob, whole_word_masking, seed
+    )
+    dataset = tf.data.Dataset.zip(batches, seeds).map(
+        to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _instance_dataset(instances):
+    """`instances` as a dataset: a dataset as it is, a cache folder through `load_instances`, a list of `Instance`."""
+    if isinstance(instances, str | os.PathLike):
+        return load_instances(instances)
+    if isinstance(instances, list):
+        return instances_to_dataset(instances)
+    return instances
+
+
+def _model_inputs_function(
+    tokenizer, sequence_length, max_predictions_per_seq, masked_lm_prob, whole_word_masking, seed
+):
+    """The tf.data map from `(ragged batch of instances, batch seed)` to the pretrainer's masked `(x, y)`."""
     special_ids = tf.constant(sorted(set(tokenizer.special_token_ids.values())), tf.int32)
     replacement_ids = tf.constant(random_token_ids(tokenizer))
     is_suffix = tokenizer.is_suffix_table
 
     def to_model_inputs(batch, batch_seed):
-        ids = batch["token_ids"]
-        tf.debugging.assert_less_equal(
-            tf.cast(tf.reduce_max(ids.row_lengths()), tf.int32),
-            sequence_length,
-            message=f"an instance is longer than sequence_length={sequence_length}; rebuild the instances",
-        )
-        token_ids = ids.to_tensor(default_value=tokenizer.pad_id, shape=[None, sequence_length])
-        position = tf.range(sequence_length)[tf.newaxis]
-        lengths = tf.cast(ids.row_lengths(), tf.int32)[:, tf.newaxis]
-        padding_mask = tf.cast(position < lengths, tf.int32)
-        segment_ids = tf.cast(position >= batch["first_length"][:, tf.newaxis], tf.int32) * padding_mask
+        token_ids, segment_ids, padding_mask = _padded_batch(batch, tokenizer.pad_id, sequence_length)
         word_starts = ~tf.gather(is_suffix, token_ids) if whole_word_masking else None
         masked = mask_tokens(
             token_ids,
@@ -314,7 +344,20 @@ def pretraining_dataset(
         }
         return x, y
 
-    dataset = tf.data.Dataset.zip(batches, seeds).map(
-        to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    return to_model_inputs
+
+
+def _padded_batch(batch, pad_id, sequence_length):
+    """A ragged batch of instances as int32 `(token_ids, segment_ids, padding_mask)`, `[batch, sequence_length]`."""
+    ids = batch["token_ids"]
+    tf.debugging.assert_less_equal(
+        tf.cast(tf.reduce_max(ids.row_lengths()), tf.int32),
+        sequence_length,
+        message=f"an instance is longer than sequence_length={sequence_length}; rebuild the instances",
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    token_ids = ids.to_tensor(default_value=pad_id, shape=[None, sequence_length])
+    position = tf.range(sequence_length)[tf.newaxis]
+    lengths = tf.cast(ids.row_lengths(), tf.int32)[:, tf.newaxis]
+    padding_mask = tf.cast(position < lengths, tf.int32)
+    segment_ids = tf.cast(position >= batch["first_length"][:, tf.newaxis], tf.int32) * padding_mask
+    return token_ids, segment_ids, padding_mask

@@ -162,6 +162,20 @@ def read_squad(path):
             answer whose text is not in the context at its `answer_start`.
     """
     path = _check_file(path)
+    document = _squad_document(path)
+    questions = [
+        _squad_question(path, paragraph.get("context"), qa)
+        for article in document["data"]
+        for paragraph in article.get("paragraphs", [])
+        for qa in paragraph.get("qas", [])
+    ]
+    if not questions:
+        raise ValueError(f"{path!r} holds no question; expected SQuAD JSON (data → paragraphs → qas)")
+    return questions
+
+
+def _squad_document(path):
+    """The parsed SQuAD JSON of `path`; raises for an empty file, malformed JSON or no 'data' list."""
     with open(path, encoding="utf-8") as file:
         content = file.read()
     if not content.strip():
@@ -174,48 +188,43 @@ def read_squad(path):
         raise ValueError(
             f"{path!r} is not a SQuAD file: expected a JSON object with a 'data' list of articles"
         )
-    questions = []
-    for article in document["data"]:
-        for paragraph in article.get("paragraphs", []):
-            context = paragraph.get("context")
-            for qa in paragraph.get("qas", []):
-                where = f"{path}: question {qa.get('id')!r}"
-                if not isinstance(context, str) or not isinstance(qa.get("question"), str):
-                    raise ValueError(
-                        f"{where} needs a string 'question' and its paragraph a string 'context'"
-                    )
-                impossible = bool(qa.get("is_impossible", False))
-                answers = qa.get("answers")
-                if not isinstance(answers, list) or (not answers and not impossible):
-                    raise ValueError(
-                        f"{where} has no answers; SQuAD v2.0 marks unanswerable questions with "
-                        f'"is_impossible": true'
-                    )
-                for answer in answers:
-                    answer = answer if isinstance(answer, dict) else {}
-                    start, text = answer.get("answer_start"), answer.get("text")
-                    if not impossible and isinstance(text, str) and not text.strip():
-                        raise ValueError(
-                            f"{where}: an answer's text is empty; give the answer's words, or mark a question "
-                            f'without an answer (SQuAD v2.0) with "is_impossible": true and no answers'
-                        )
-                    if (
-                        not isinstance(start, int)
-                        or not isinstance(text, str)
-                        or (context[start : start + len(text)] != text)
-                    ):
-                        raise ValueError(
-                            f"{where}: answer {text!r:.80} is not at answer_start {start!r} of its context"
-                        )
-                questions.append(
-                    {
-                        "id": str(qa.get("id")),
-                        "question": qa["question"],
-                        "context": context,
-                        "answers": [] if impossible else [dict(a) for a in answers],
-                        "is_impossible": impossible,
-                    }
-                )
-    if not questions:
-        raise ValueError(f"{path!r} holds no question; expected SQuAD JSON (data → paragraphs → qas)")
-    return questions
+    return document
+
+
+def _squad_question(path, context, qa):
+    """One question of `read_squad`'s list from a SQuAD `qa` entry and its paragraph's context, checked."""
+    where = f"{path}: question {qa.get('id')!r}"
+    if not isinstance(context, str) or not isinstance(qa.get("question"), str):
+        raise ValueError(f"{where} needs a string 'question' and its paragraph a string 'context'")
+    impossible = bool(qa.get("is_impossible", False))
+    answers = qa.get("answers")
+    if not isinstance(answers, list) or (not answers and not impossible):
+        raise ValueError(
+            f'{where} has no answers; SQuAD v2.0 marks unanswerable questions with "is_impossible": true'
+        )
+    for answer in answers:
+        _check_squad_answer(where, context, answer, impossible)
+    return {
+        "id": str(qa.get("id")),
+        "question": qa["question"],
+        "context": context,
+        "answers": [] if impossible else [dict(a) for a in answers],
+        "is_impossible": impossible,
+    }
+
+
+def _check_squad_answer(where, context, answer, impossible):
+    """Raises unless `answer` is a non-empty text found in `context` at its `answer_start`."""
+    answer = answer if isinstance(answer, dict) else {}
+    start, text = answer.get("answer_start"), answer.get("text")
+    if not impossible and isinstance(text, str) and not text.strip():
+        raise ValueError(
+            f"{where}: an answer's text is empty; give the answer's words, or mark a question "
+            f'without an answer (SQuAD v2.0) with "is_impossible": true and no answers'
+        )
+    if (
+        not isinstance(start, int)
+        or not isinstance(text, str)
+        or (context[start : start + len(text)] != text)
+    ):
+        raise ValueError(f"{where}: answer {text!r:.80} is not at answer_start {start!r} of its context")

@@ -3,10 +3,11 @@
 import keras
 from keras import ops
 
+from kbert.layers.activations import get_activation
 from kbert.layers.attention import MultiHeadSelfAttention
 from kbert.layers.dense import Dense
 from kbert.layers.dropout import Dropout
-from kbert.layers.initializers import bert_initializer, get_activation
+from kbert.layers.initializers import bert_initializer
 
 
 @keras.saving.register_keras_serializable(package="kbert")

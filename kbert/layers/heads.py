@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from kbert.backend import add_row_bias
-from kbert.layers.initializers import bert_initializer, get_activation
+from kbert.layers.activations import get_activation
+from kbert.layers.initializers import bert_initializer
 
 
 @keras.saving.register_keras_serializable(package="kbert")

@@ -44,14 +44,34 @@ def mask_tokens(
         `mlm_weights` (float32, 1.0 on used slots).
     """
     token_ids = tf.cast(token_ids, tf.int32)
-    batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
     special_ids = tf.cast(tf.reshape(special_ids, [-1]), tf.int32)
     maskable = ~tf.reduce_any(token_ids[:, :, tf.newaxis] == special_ids, axis=-1)
+    budget = _prediction_budget(maskable, max_predictions, masked_lm_prob)
+    starts, word, num_slots = _word_ids(maskable, word_starts)
+    chosen = _choose_words(maskable, starts, word, num_slots, budget, seeds[0])
+    used, mask_positions, mlm_ids = _target_slots(token_ids, chosen, max_predictions)
+    masked = _replace_chosen(
+        token_ids, chosen, seeds[1], seeds[2], mask_id, random_token_ids, mask_token_rate, random_token_rate
+    )
+    return {
+        "token_ids": masked,
+        "mask_positions": tf.cast(mask_positions, tf.int32),
+        "mlm_ids": tf.cast(mlm_ids, tf.int32),
+        "mlm_weights": tf.cast(used, tf.float32),
+    }
+
+
+def _prediction_budget(maskable, max_predictions, masked_lm_prob):
+    """Targets per row: `min(max_predictions, max(1, round(masked_lm_prob * n)))`, 0 for a row with no real token."""
     num_maskable = tf.reduce_sum(tf.cast(maskable, tf.int32), axis=1)
     budget = tf.cast(tf.round(tf.cast(num_maskable, tf.float32) * masked_lm_prob), tf.int32)
-    budget = tf.minimum(max_predictions, tf.maximum(tf.minimum(num_maskable, 1), budget))
+    return tf.minimum(max_predictions, tf.maximum(tf.minimum(num_maskable, 1), budget))
 
+
+def _word_ids(maskable, word_starts):
+    """Word starts `[batch, length]`, a word id per token unique across the batch, and the number of ids."""
+    batch, length = tf.shape(maskable)[0], tf.shape(maskable)[1]
     # Words: a maskable token starts one when it is not a "##" piece or follows a special token.
     previous_maskable = tf.pad(maskable[:, :-1], [[0, 0], [1, 0]])
     starts = (
@@ -62,10 +82,14 @@ def mask_tokens(
     num_slots = batch * length
     # Special tokens get words of their own (never chosen), so they never join the word before them.
     word = tf.where(maskable, word, num_slots + row_offset + tf.range(length)[tf.newaxis])
-    num_slots *= 2
+    return starts, word, num_slots * 2
 
+
+def _choose_words(maskable, starts, word, num_slots, budget, seed):
+    """True on the tokens of the words taken in random order (from `seed`) while they fit in each row's budget."""
+    batch, length = tf.shape(maskable)[0], tf.shape(maskable)[1]
     # Each word gets a random rank; sorting by (rank, position) lists the words in random order, contiguously.
-    score = tf.random.stateless_uniform([batch, length], seeds[0], maxval=1 << 20, dtype=tf.int32)
+    score = tf.random.stateless_uniform([batch, length], seed, maxval=1 << 20, dtype=tf.int32)
     word_score = tf.math.unsorted_segment_max(tf.where(starts, score, -1), word, num_slots)
     position = tf.broadcast_to(tf.range(length)[tf.newaxis], [batch, length])
     key = tf.cast(tf.gather(word_score, word), tf.int64) * tf.cast(length, tf.int64) + tf.cast(
@@ -78,29 +102,34 @@ def mask_tokens(
     count = tf.cumsum(tf.cast(sorted_maskable, tf.int32), axis=1)
     word_end_count = tf.gather(tf.math.unsorted_segment_max(count, sorted_word, num_slots), sorted_word)
     chosen_sorted = sorted_maskable & (word_end_count <= budget[:, tf.newaxis])
-    chosen = tf.gather(chosen_sorted, tf.argsort(order, axis=1), batch_dims=1)
+    return tf.gather(chosen_sorted, tf.argsort(order, axis=1), batch_dims=1)
 
-    # The chosen positions in increasing order, padded to max_predictions.
+
+def _target_slots(token_ids, chosen, max_predictions):
+    """The chosen positions in increasing order, padded to max_predictions: `(used, mask_positions, mlm_ids)`."""
+    batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+    position = tf.broadcast_to(tf.range(length)[tf.newaxis], [batch, length])
     ranked = tf.argsort(tf.where(chosen, position, position + length), axis=1)[:, :max_predictions]
     ranked = tf.pad(ranked, [[0, 0], [0, tf.maximum(max_predictions - length, 0)]])
     used = tf.gather(chosen, ranked, batch_dims=1) & (tf.range(max_predictions) < length)[tf.newaxis]
     mask_positions = tf.where(used, ranked, 0)
     mlm_ids = tf.where(used, tf.gather(token_ids, ranked, batch_dims=1), 0)
+    return used, mask_positions, mlm_ids
 
-    draw = tf.random.stateless_uniform([batch, length], seeds[1])
+
+def _replace_chosen(
+    token_ids, chosen, draw_seed, index_seed, mask_id, random_token_ids, mask_token_rate, random_token_rate
+):
+    """The chosen tokens replaced by [MASK], by a random token from `random_token_ids`, or kept, at those rates."""
+    batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+    draw = tf.random.stateless_uniform([batch, length], draw_seed)
     random_index = tf.random.stateless_uniform(
-        [batch, length], seeds[2], maxval=tf.size(random_token_ids), dtype=tf.int32
+        [batch, length], index_seed, maxval=tf.size(random_token_ids), dtype=tf.int32
     )
     random_tokens = tf.gather(tf.cast(random_token_ids, tf.int32), random_index)
     masked = tf.where(chosen & (draw < mask_token_rate), mask_id, token_ids)
-    masked = tf.where(
+    return tf.where(
         chosen & (draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate),
         random_tokens,
         masked,
     )
-    return {
-        "token_ids": masked,
-        "mask_positions": tf.cast(mask_positions, tf.int32),
-        "mlm_ids": tf.cast(mlm_ids, tf.int32),
-        "mlm_weights": tf.cast(used, tf.float32),
-    }

@@ -171,10 +171,6 @@ class _Node:
         self.value = None
 
 
-def _grow(*arrays):
-    return tuple(np.concatenate([array, np.zeros_like(array)]) for array in arrays)
-
-
 def build_darts_trie(entries):
     """Builds a darts-clone double array (the format tensorflow-text reads) from `{key_bytes: value}`.
 
@@ -187,69 +183,103 @@ def build_darts_trie(entries):
     Returns:
         A uint32 numpy array.
     """
+    double_array = _DoubleArray()
+    queue = [(_key_tree(entries), 0)]
+    for node, position in queue:  # breadth-first; the list grows while iterating
+        queue += double_array.place(node, position)
+    return double_array.trimmed()
+
+
+def _key_tree(entries):
+    """The keys of `entries` as a tree of `_Node`s, one edge a byte, each key's value on its last node."""
     root = _Node()
     for key, value in entries.items():
         node = root
         for byte in key:
             node = node.children.setdefault(byte, _Node())
         node.value = value
+    return root
 
-    units = np.zeros(1 << 16, np.uint32)
-    used = np.zeros(1 << 16, bool)
-    used[0] = True
-    is_base = np.zeros(1 << 16, bool)
-    is_base[0] = True
-    search_from = 1
-    window = 1 << 12
-    crowded_below = 0
 
-    def find_base(slots):
-        nonlocal units, used, is_base, crowded_below
-        if len(slots) == 1:  # a leaf's value slot, or a single child: the first free slot will do
-            position = search_from
-            while True:
-                while position >= len(used) - 512:
-                    units, used, is_base = _grow(units, used, is_base)
-                base = position ^ int(slots[0])
-                if not used[position] and not is_base[base]:
-                    return base
-                position += 1
-        # Nodes with several slots search forward from where the previous one fitted (never back: that
-        # would make the build quadratic); leaves later fill the holes they leave.
-        start = crowded_below
-        while True:
-            while len(used) < start + window + 256:
-                units, used, is_base = _grow(units, used, is_base)
-            bases = (np.flatnonzero(~used[start : start + window]) + start) ^ slots[0]
-            fits = ~is_base[bases] & ~used[bases[:, None] ^ slots[None, :]].any(axis=1)
-            if fits.any():
-                crowded_below = start
-                return int(bases[np.argmax(fits)])
-            start += window
+class _DoubleArray:
+    """A darts-clone double array being filled: its units, which slots are taken, and where free ones begin."""
 
-    queue = [(root, 0)]
-    for node, position in queue:  # breadth-first; the list grows while iterating
+    _WINDOW = 1 << 12
+
+    def __init__(self):
+        self.units = np.zeros(1 << 16, np.uint32)
+        self.used = np.zeros(1 << 16, bool)
+        self.used[0] = True
+        self.is_base = np.zeros(1 << 16, bool)
+        self.is_base[0] = True
+        self.search_from = 1
+        self.crowded_below = 0
+
+    def _grow(self):
+        """Doubles the arrays (the new slots free)."""
+        self.units, self.used, self.is_base = (
+            np.concatenate([array, np.zeros_like(array)]) for array in (self.units, self.used, self.is_base)
+        )
+
+    def place(self, node, position):
+        """Writes the node at `position` and its value unit; returns `(child, child_position)` for its children."""
         labels = sorted(node.children)
         slots = np.array(labels + [0] if node.value is not None else labels, dtype=np.int64)
-        base = find_base(slots)
-        is_base[base] = True
-        used[base ^ slots] = True
+        base = self._find_base(slots)
+        self.is_base[base] = True
+        self.used[base ^ slots] = True
         offset = position ^ base
         if offset >= 1 << 21:
             raise ValueError(f"darts trie offset {offset} too large; the table has too many keys")
-        units[position] |= np.uint32((offset << 10) | (0x100 if node.value is not None else 0))
+        self.units[position] |= np.uint32((offset << 10) | (0x100 if node.value is not None else 0))
         if node.value is not None:
-            units[base] = np.uint32(node.value | 0x80000000)
+            self.units[base] = np.uint32(node.value | 0x80000000)
+        children = []
         for label in labels:
             child = base ^ label
-            units[child] |= np.uint32(label)
-            queue.append((node.children[label], child))
-        while (
-            used[search_from] or is_base[search_from]
-        ):  # most nodes are leaves needing one slot: start at the first free one
-            search_from += 1
-    last = int(np.flatnonzero(used).max())
-    return units[: last + 1].copy()
+            self.units[child] |= np.uint32(label)
+            children.append((node.children[label], child))
+        # Most nodes are leaves needing one slot: start at the first free one.
+        while self.used[self.search_from] or self.is_base[self.search_from]:
+            self.search_from += 1
+        return children
+
+    def _find_base(self, slots):
+        """A base not used by another node whose slots `base ^ slots` are all free."""
+        if len(slots) == 1:  # a leaf's value slot, or a single child: the first free slot will do
+            return self._find_single_slot_base(int(slots[0]))
+        return self._find_multi_slot_base(slots)
+
+    def _find_single_slot_base(self, slot):
+        """The base that puts `slot` on the first free position from `search_from`."""
+        position = self.search_from
+        while True:
+            while position >= len(self.used) - 512:
+                self._grow()
+            base = position ^ slot
+            if not self.used[position] and not self.is_base[base]:
+                return base
+            position += 1
+
+    def _find_multi_slot_base(self, slots):
+        """The first fitting base at or after `crowded_below`, searched a window of free positions at a time."""
+        # Nodes with several slots search forward from where the previous one fitted (never back: that
+        # would make the build quadratic); leaves later fill the holes they leave.
+        start = self.crowded_below
+        while True:
+            while len(self.used) < start + self._WINDOW + 256:
+                self._grow()
+            bases = (np.flatnonzero(~self.used[start : start + self._WINDOW]) + start) ^ slots[0]
+            fits = ~self.is_base[bases] & ~self.used[bases[:, None] ^ slots[None, :]].any(axis=1)
+            if fits.any():
+                self.crowded_below = start
+                return int(bases[np.argmax(fits)])
+            start += self._WINDOW
+
+    def trimmed(self):
+        """The units up to the last used one (a copy)."""
+        last = int(np.flatnonzero(self.used).max())
+        return self.units[: last + 1].copy()
 
 
 @functools.lru_cache(maxsize=8)

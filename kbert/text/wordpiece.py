@@ -96,13 +96,15 @@ class WordPieceTokenizer:
         self.strip_accents = strip_accents
         self.special_tokens_in_strings = bool(special_tokens_in_strings)
         self.max_chars_per_word = int(max_chars_per_word)
-        unknown_roles = set(special_tokens or {}) - set(SPECIAL_TOKEN_ROLES)
-        if unknown_roles:
-            raise ValueError(
-                f"unknown special token roles {sorted(unknown_roles)}; use {SPECIAL_TOKEN_ROLES}"
-            )
-        self.special_tokens = {**DEFAULT_SPECIAL_TOKENS, **(special_tokens or {})}
+        self.special_tokens = _special_token_spellings(special_tokens)
+        self._build_id_maps()
+        sentinels = self._build_sentinels()
+        self._build_wordpiece_ops(sentinels)
+        self._build_piece_tables(len(sentinels))
+        self._build_tokenize_functions()
 
+    def _build_id_maps(self):
+        """Sets `_token_to_id` (a token's first id) and `special_token_ids`; raises for a missing special token."""
         self._token_to_id = {}
         for index, token in enumerate(self.vocabulary):
             self._token_to_id.setdefault(token, index)
@@ -116,6 +118,8 @@ class WordPieceTokenizer:
             role: self._token_to_id[token] for role, token in self.special_tokens.items()
         }
 
+    def _build_sentinels(self):
+        """Sets the tables of the literal special tokens matched in text; returns their sentinel characters."""
         # Literal special tokens become sentinel noncharacters of the same UTF-8 length (so byte offsets stay
         # valid), appended to the WordPiece vocabulary and mapped back to the special ids afterwards.
         matched = [t for t in dict.fromkeys(self.special_tokens.values()) if len(t.encode("utf-8")) >= 3]
@@ -126,9 +130,14 @@ class WordPieceTokenizer:
         self._sentinel_lengths = tf.constant(
             [len(t.encode("utf-8")) for t in self._matched_special_tokens] or [0]
         )
+        return sentinels
 
+    def _build_wordpiece_ops(self, sentinels):
+        """Sets the tensorflow-text ops: `_normalizer`, `_wordpiece` and the byte-capped `_wordpiece_capped`."""
         self._normalizer = tf_text.FastBertNormalizer(
-            model_buffer=normalization.build_normalizer_model(self.lowercase, strip_accents, num_sentinels)
+            model_buffer=normalization.build_normalizer_model(
+                self.lowercase, self.strip_accents, len(sentinels)
+            )
         )
         # A word of max_chars_per_word characters has at most 4 bytes a character; longer words in characters
         # are turned into [UNK] afterwards (the op only counts bytes).
@@ -150,6 +159,9 @@ class WordPieceTokenizer:
             unknown_token=self.special_tokens["unk"],
             no_pretokenization=False,
         )
+
+    def _build_piece_tables(self, num_sentinels):
+        """Sets the per-id tables: `is_suffix_table` ("##" pieces), `_char_lengths` and `_vocabulary_tensor`."""
         is_suffix = [token.startswith("##") and token != "##" for token in self.vocabulary]
         char_lengths = [
             len(token) - 2 if suffix else len(token)
@@ -160,6 +172,9 @@ class WordPieceTokenizer:
         self.is_suffix_table = tf.constant(is_suffix + [False] * num_sentinels)
         self._char_lengths = tf.constant(char_lengths + [1] * num_sentinels, tf.int32)
         self._vocabulary_tensor = tf.constant(self.vocabulary)
+
+    def _build_tokenize_functions(self):
+        """Sets the traced batch tokenizers: `_tokenize_exact`, `_tokenize_batch` and `_tokenize_batch_with_offsets`."""
         # Eager calls run one traced graph per rank (inside tf.data the ops are traced anyway).
         signature = [tf.TensorSpec([None], tf.string)]
         self._literal_starts = self._literal_start_tables() if self._matched_special_tokens else None
@@ -459,11 +474,7 @@ class WordPieceTokenizer:
     def _limit_word_length(self, ids, starts, ends):
         """Turns every word longer than `max_chars_per_word` characters into one `[UNK]`, as the reference."""
         flat = ids.flat_values
-        word_start = ~tf.gather(self.is_suffix_table, flat)
-        word_index = tf.cumsum(tf.cast(word_start, tf.int32)) - 1
-        num_words = tf.reduce_sum(tf.cast(word_start, tf.int32))
-        word_chars = tf.math.unsorted_segment_sum(tf.gather(self._char_lengths, flat), word_index, num_words)
-        too_long = tf.gather(word_chars > self.max_chars_per_word, word_index)
+        word_start, word_index, num_words, too_long = self._long_words(flat)
 
         def drop_pieces_of_long_words():
             keep = ids.with_flat_values(word_start | ~too_long)
@@ -480,6 +491,15 @@ class WordPieceTokenizer:
 
         # Long words are rare: skip the (costly) ragged masks when there are none.
         return tf.cond(tf.reduce_any(too_long), drop_pieces_of_long_words, lambda: (ids, starts, ends))
+
+    def _long_words(self, flat):
+        """For flat piece ids: `(word_start, word_index, num_words, too_long)`, per piece but `num_words`."""
+        word_start = ~tf.gather(self.is_suffix_table, flat)
+        word_index = tf.cumsum(tf.cast(word_start, tf.int32)) - 1
+        num_words = tf.reduce_sum(tf.cast(word_start, tf.int32))
+        word_chars = tf.math.unsorted_segment_sum(tf.gather(self._char_lengths, flat), word_index, num_words)
+        too_long = tf.gather(word_chars > self.max_chars_per_word, word_index)
+        return word_start, word_index, num_words, too_long
 
     # ----------------------------------------------------------------------------------------------------------
     # Detokenization.
@@ -533,6 +553,37 @@ class WordPieceTokenizer:
         ids = self._wordpiece.tokenize(self._normalizer.normalize(text))
         ids, _, _ = self._limit_word_length(ids, None, None)
         return ids
+
+    def tokenize_litert_flat(self, text):
+        """`tokenize_litert_graph` as flat tensors, with no ragged op: what a LiteRT string-in model runs.
+
+        LiteRT has no ragged ops (`RaggedGather`, `RaggedRange`, int64 `UnsortedSegmentSum`), so the pieces of a
+        word longer than `max_chars_per_word` characters are dropped with a plain boolean mask, leaving its first
+        piece as the one `[UNK]`. It uses only the two tensorflow-text ops (in `SELECT_TFTEXT_OPS`) and LiteRT
+        builtins.
+
+        Args:
+            text: a 1-D string tensor.
+
+        Returns:
+            `(flat_ids, row_ids)`, int32 `[num_tokens]`: the ids of all rows one after the other, and the row of
+            each. `tf.RaggedTensor.from_value_rowids(flat_ids, row_ids, nrows)` equals `tokenize_litert_graph`.
+        """
+        ids = self._wordpiece.tokenize(self._normalizer.normalize(text))
+        flat = ids.flat_values
+        row_ids = tf.cast(ids.value_rowids(), tf.int32)
+        word_start, _, _, too_long = self._long_words(flat)
+        keep = word_start | ~too_long
+        flat = tf.boolean_mask(tf.where(too_long, self.unk_id, flat), keep)
+        return flat, tf.boolean_mask(row_ids, keep)
+
+
+def _special_token_spellings(special_tokens):
+    """The default special tokens updated with `special_tokens`; raises for a role outside `SPECIAL_TOKEN_ROLES`."""
+    unknown_roles = set(special_tokens or {}) - set(SPECIAL_TOKEN_ROLES)
+    if unknown_roles:
+        raise ValueError(f"unknown special token roles {sorted(unknown_roles)}; use {SPECIAL_TOKEN_ROLES}")
+    return {**DEFAULT_SPECIAL_TOKENS, **(special_tokens or {})}
 
 
 def _string_tensor(inputs):

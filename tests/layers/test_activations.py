@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 
-from kbert.layers.initializers import get_activation
+from kbert.layers.activations import get_activation
 
 
 def test_gelu_is_the_exact_erf_form():

@@ -171,6 +171,16 @@ def test_litert_graph_equals_tokenize_without_literal_special_tokens(tokenizer):
     assert tokenizer.tokenize_litert_graph(tf.constant(lines)).to_list() == tokenizer(lines).to_list()
 
 
+def test_litert_flat_ids_equal_the_litert_graph(tokenizer):
+    # The HARD_CASES' long words (150 "a", 101 "ç") exercise the [UNK] rule on flat ids.
+    lines = tf.constant([line for line in HARD_CASES if "[" not in line and "\ufdd0" not in line])
+    flat_ids, row_ids = tokenizer.tokenize_litert_flat(lines)
+    assert flat_ids.dtype == row_ids.dtype == tf.int32
+    ragged = tf.RaggedTensor.from_value_rowids(flat_ids, row_ids, nrows=tf.shape(lines, tf.int32)[0])
+    assert ragged.to_list() == tokenizer.tokenize_litert_graph(lines).to_list()
+    assert tokenizer.unk_id in flat_ids.numpy()
+
+
 def test_from_preset_reads_config_and_save_round_trips(minilm_dir, tmp_path):
     uncased = WordPieceTokenizer.from_preset(minilm_dir)
     assert uncased.lowercase and uncased.special_tokens["mask"] == "[MASK]"
