@@ -98,7 +98,7 @@ def matmul_peak_gflops(size=2048, repeats=7, dtype="fp32"):
 
 def write_json(payload, path):
     """Writes `payload` as JSON to `path` (its folder created), replacing the file only once complete. As
-    `kbert.training.checkpoints.write_json`, without importing Keras into the process that starts the benchmarks."""
+    `kbert.files.write_json`, without importing Keras into the process that starts the benchmarks."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as file:
         json.dump(payload, file, indent=2)

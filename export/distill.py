@@ -7,7 +7,7 @@
 --out: student/ (a kbert save), metrics.json (teacher and student dev accuracy, parameter counts, the shares
 retained) and student.tflite with its report (dynamic-range int8 by default; --quantize none skips the export).
 Every setting and path is checked before a file is written; a refusal prints `error: ...` and exits with code 2
-(`--debug`: the traceback); the export's exit code is the script's. The logic lives in `kbert.export.distillation`
+(`--debug`: the traceback); the export's exit code is the script's. The logic lives in `kbert.training.distillation`
 and `kbert.export.litert`.
 """
 
@@ -145,7 +145,7 @@ def main(argv=None):
 
 def run(args):
     """Distils (the config checks every setting before a file is written), then exports the student."""
-    from kbert.export.distillation import DistillationConfig, distill
+    from kbert.training.distillation import DistillationConfig, distill
 
     skip = ("backend", "quantize", "debug")
     metrics = distill(DistillationConfig(**{k: v for k, v in vars(args).items() if k not in skip}))

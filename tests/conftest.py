@@ -40,3 +40,9 @@ def reference(minilm_dir):
     from transformers import BertTokenizerLegacy
 
     return BertTokenizerLegacy(os.path.join(minilm_dir, "vocab.txt"), do_lower_case=True)
+
+
+@pytest.fixture(scope="session")
+def vocab_path(minilm_dir):
+    """A real BERT vocabulary (uncased, 30,522 tokens) for the tiny models, so tokenization is real."""
+    return os.path.join(minilm_dir, "vocab.txt")

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+from kbert.inputs import INPUT_KEYS
 
 # Shuffled batches are drawn from pools of this many batches' worth of examples (see `length_groups`).
 POOL_BATCHES = 50

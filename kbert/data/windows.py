@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from kbert.models.tasks import BertTokenClassifier
+from kbert.inputs import IGNORE_LABEL
 from kbert.text import SegmentPacker
 
 LONG_TEXT = ("truncate", "mean", "max")
@@ -89,7 +89,7 @@ def encode_tags(tokenizer, sentences, seq_len, tag_ids=None):
     """CoNLL sentences (`{"words", "tags"}`) as one window each, words tokenized one by one into WordPieces.
 
     A word's tag labels its first piece; the other pieces, [CLS], [SEP] and padding carry the ignored label
-    (`BertTokenClassifier.IGNORE_LABEL`). A sentence longer than the window is cut: its words without a piece
+    (`kbert.inputs.IGNORE_LABEL`). A sentence longer than the window is cut: its words without a piece
     inside have no position (and are predicted "O" by `word_tags`).
 
     Returns:
@@ -97,7 +97,7 @@ def encode_tags(tokenizer, sentences, seq_len, tag_ids=None):
         (None without `tag_ids`); per sentence the position of each word's first piece, -1 when it has none.
     """
     pieces = iter(_ids(tokenizer, [word for sentence in sentences for word in sentence["words"]]))
-    ignore = BertTokenClassifier.IGNORE_LABEL
+    ignore = IGNORE_LABEL
     first, labels, positions = [], np.full((len(sentences), seq_len), ignore, np.int32), []
     for row, sentence in enumerate(sentences):
         ids, word_positions = [], []

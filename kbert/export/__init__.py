@@ -1,16 +1,16 @@
-"""Edge export: distillation into smaller students, LiteRT (.tflite) conversion with quantization, the tokenizer
-inside, verification reports.
+"""Edge export: LiteRT (.tflite) conversion with quantization, the tokenizer inside, MediaPipe metadata,
+verification reports.
 
-Distillation trains on any backend; conversion runs on the TensorFlow backend (models trained on any backend
-load there from their `.keras` files).
+Conversion runs on the TensorFlow backend (models trained on any backend load there from their `.keras` files).
+Distillation into smaller students trains on any backend and lives in `kbert.training` (`Distiller`,
+`make_student`, `student_from_teacher` are importable from here too).
 """
 
 from kbert.export.converter import QUANTIZATIONS, add_metadata, check_ops, op_counts, read_metadata
-from kbert.export.distill import Distiller
 from kbert.export.litert import HARD_CASES, export_litert, read_records
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend
-from kbert.export.students import make_student, student_from_teacher
 from kbert.export.verify import interpreter
+from kbert.training import Distiller, make_student, student_from_teacher
 
 __all__ = [
     "HARD_CASES",

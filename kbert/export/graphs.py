@@ -9,36 +9,18 @@ them into dense `[batch, length]` inputs with a scatter.
 import tensorflow as tf
 
 from kbert.export.mediapipe import PROBABILITY
-from kbert.models.checks import INPUT_KEYS
+from kbert.inputs import INPUT_KEYS
 from kbert.text import truncate_longest_first
-
-# Output names of the LiteRT signatures, per model class (task models with one tensor output).
-SINGLE_OUTPUT_NAMES = {
-    "BertClassifier": "logits",
-    "BertTokenClassifier": "logits",
-    "BertEmbedder": "embedding",
-}
-SUPPORTED_MODELS = (
-    "BertBackbone",
-    "BertClassifier",
-    "BertTokenClassifier",
-    "BertQuestionAnswerer",
-    "BertEmbedder",
-)
 
 
 def check_exportable(model):
     """Raises `ValueError` for models the exporter does not handle, naming the fix."""
-    name = type(model).__name__
-    if name == "BertPretrainer":
-        raise ValueError(
-            "BertPretrainer is a training model (masked-LM at given positions); export its backbone "
-            "(pretrainer.backbone) or a task model built on it"
-        )
-    if name not in SUPPORTED_MODELS:
-        raise ValueError(f"cannot export a {name}; kbert.export handles {', '.join(SUPPORTED_MODELS)}")
+    if not hasattr(model, "export_refusal"):
+        raise ValueError(f"cannot export a {type(model).__name__}; kbert.export handles kbert models")
+    if model.export_refusal:
+        raise ValueError(model.export_refusal)
     backbone = getattr(model, "backbone", model)
-    if backbone.output_attentions or (backbone.output_hidden_states and name == "BertBackbone"):
+    if backbone.output_attentions or (backbone.output_hidden_states and backbone is model):
         raise ValueError(
             "the backbone outputs hidden states/attentions (a distillation teacher); rebuild it without "
             "output_hidden_states/output_attentions for the edge"
@@ -46,10 +28,10 @@ def check_exportable(model):
 
 
 def named_outputs(model, outputs) -> dict:
-    """The model's outputs as a flat dict of named float tensors."""
+    """The model's outputs as a flat dict of named float tensors (a single tensor under `model.output_name`)."""
     if isinstance(outputs, dict):
         return dict(outputs)
-    return {SINGLE_OUTPUT_NAMES[type(model).__name__]: outputs}
+    return {model.output_name: outputs}
 
 
 def token_ids_function(model, sequence_length=None, batch_size=1, probabilities=False):
@@ -73,33 +55,11 @@ def token_ids_function(model, sequence_length=None, batch_size=1, probabilities=
     return serve
 
 
-def tokenize_flat(tokenizer, text):
-    """WordPiece ids of a 1-D string batch as `(flat_ids, row_ids)`, both int32 [num_tokens], LiteRT-safe.
-
-    Equals `tokenizer.tokenize_litert_graph(text)` (no literal special-token matching), with the rule that a word
-    longer than `max_chars_per_word` characters becomes one [UNK] computed with a boolean mask instead of ragged
-    ops.
-    """
-    # The tokenizer's own two tensorflow-text ops and tables (private: see the report on moving this into
-    # WordPieceTokenizer.tokenize_litert_graph, whose long-word branch uses ragged ops LiteRT lacks).
-    ids = tokenizer._wordpiece.tokenize(tokenizer._normalizer.normalize(text))
-    flat = ids.flat_values
-    row_ids = tf.cast(ids.value_rowids(), tf.int32)
-    word_start = ~tf.gather(tokenizer.is_suffix_table, flat)
-    word_index = tf.cumsum(tf.cast(word_start, tf.int32)) - 1
-    num_words = tf.reduce_sum(tf.cast(word_start, tf.int32))
-    word_chars = tf.math.unsorted_segment_sum(tf.gather(tokenizer._char_lengths, flat), word_index, num_words)
-    too_long = tf.gather(word_chars > tokenizer.max_chars_per_word, word_index)
-    keep = word_start | ~too_long
-    flat = tf.boolean_mask(tf.where(too_long, tokenizer.unk_id, flat), keep)
-    return flat, tf.boolean_mask(row_ids, keep)
-
-
 def pack_flat(first, second, batch, sequence_length, cls_id, sep_id, pad_id, pad_to_longest=False):
     """`kbert.SegmentPacker` on flat ids: `[CLS] A [SEP] (B [SEP])`, longest-first truncation, dense outputs.
 
     Args:
-        first, second: `(flat_ids, row_ids)` from `tokenize_flat`; `second` may be None.
+        first, second: `(flat_ids, row_ids)` from `WordPieceTokenizer.tokenize_litert_flat`; `second` may be None.
         batch: the number of rows (a scalar tensor).
         sequence_length: the maximum packed length.
         pad_to_longest: pad to the longest packed row instead of `sequence_length`.
@@ -163,8 +123,8 @@ def text_function(model, tokenizer, sequence_length, with_pair=False, pad_to_lon
 
     def serve(text, text_pair=None):
         batch = tf.shape(text)[0]
-        first = tokenize_flat(tokenizer, text)
-        second = None if text_pair is None else tokenize_flat(tokenizer, text_pair)
+        first = tokenizer.tokenize_litert_flat(text)
+        second = None if text_pair is None else tokenizer.tokenize_litert_flat(text_pair)
         inputs = pack_flat(
             first, second, batch, sequence_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id,
             pad_to_longest=pad_to_longest,

@@ -20,7 +20,7 @@ import numpy as np
 
 from kbert.export import converter, graphs, mediapipe, rewrite, servers, verify, web
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
-from kbert.training.checkpoints import write_bytes
+from kbert.files import write_bytes
 
 # What a request for a quantization tries, in order, until one keeps within the accuracy budget: full int8, then
 # int16 activations (16x8), then int8 dense layers with the sensitive parts in float (int8-mixed).
@@ -240,7 +240,7 @@ def export_litert(
     tokenizer = loaded.tokenizer
     model_class = type(loaded.model).__name__
     unservable = mediapipe.unservable_reason(
-        model_class, tokenizer, with_tokenizer, with_pair, loaded.labels, dynamic_length
+        loaded.model, tokenizer, with_tokenizer, with_pair, loaded.labels, dynamic_length
     )
     if for_mediapipe and unservable:
         raise ExportError(f"cannot export for MediaPipe: {unservable}; export without for_mediapipe")
@@ -251,7 +251,7 @@ def export_litert(
                 f"the web demo runs the file in MediaPipe, which cannot serve it: {unservable or 'for_mediapipe=False'}"
             )
         web.check_demo_folder(web.demo_folder(output))
-    probabilities = model_class == "BertClassifier" and not with_tokenizer and not logits
+    probabilities = loaded.model.mediapipe_task == mediapipe.CLASSIFIER and not with_tokenizer and not logits
     if with_tokenizer and tokenizer is None:
         raise ExportError(
             "with_tokenizer needs the model's vocabulary: pass a kbert save folder (vocab.txt) or vocabulary=..."
@@ -455,7 +455,7 @@ def export_litert(
         report["demo"] = web.write_demo(
             web.demo_folder(output),
             data,
-            mediapipe.SERVED_MODELS[model_class],
+            loaded.model.mediapipe_task,
             f"{os.path.basename(output)}: kbert {model_class} in MediaPipe Tasks for Web",
         )
     verify.write_report(report, report_path)
@@ -674,7 +674,7 @@ def _with_metadata(loaded, report, with_tokenizer, with_pair, flatbuffer, mediap
     if not mediapipe_layout:
         return converter.add_metadata(flatbuffer, entries)
     output = next(iter(report["outputs"]))
-    labels = loaded.labels if report["model_class"] == "BertClassifier" else None
+    labels = loaded.labels if loaded.model.mediapipe_task == mediapipe.CLASSIFIER else None
     described = {
         graphs.PROBABILITY: "class probabilities (softmax), by the label file's order",
         "logits": "class logits (no softmax), by the label file's order",
@@ -706,11 +706,10 @@ def _check_unchanged(data, examples, verified, with_tokenizer):
 def _mediapipe_report(loaded, data, records, examples, reference, sequence_length, layout, unservable):
     """The report's "mediapipe" section: which runtimes load the file, how MediaPipe's tokenizer agrees with kbert's
     on the eval texts, and (with the `mediapipe` package) the file run in MediaPipe on the raw eval texts."""
-    model_class = type(loaded.model).__name__
     if not layout:
         reason = unservable or "not asked for (for_mediapipe=False)"
         return {"ready": False, "reason": reason, "runtimes": ["LiteRT interpreter"]}
-    task = mediapipe.SERVED_MODELS[model_class]
+    task = loaded.model.mediapipe_task
     texts = [record["text"] for record in records]
     kbert_ids = np.concatenate([example["token_ids"] for example in examples])
     agreement, agree = mediapipe.tokenizer_agreement(texts, loaded.tokenizer, kbert_ids, sequence_length)

@@ -39,7 +39,7 @@ INPUT_NAMES = {"token_ids": "ids", "padding_mask": "mask", "segment_ids": "segme
 PROBABILITY = "probability"  # a classifier's softmax output (the name the Task Library looks up)
 VOCABULARY_FILE = "vocab.txt"
 LABELS_FILE = "labels.txt"
-SERVED_MODELS = {"BertClassifier": "TextClassifier", "BertEmbedder": "TextEmbedder"}
+CLASSIFIER = "TextClassifier"  # the task that needs label names and reads `PROBABILITY`
 
 # Schema facts (metadata_schema.fbs): AssociatedFileType, ProcessUnitOptions union member.
 _VOCABULARY, _TENSOR_AXIS_LABELS = 5, 2
@@ -52,11 +52,11 @@ _SPACE = frozenset("\t\n\f\r ")  # RE2's \s
 _MEDIAPIPE_SPECIALS = {"cls": "[CLS]", "sep": "[SEP]", "unk": "[UNK]"}
 
 
-def unservable_reason(model_class, tokenizer, with_tokenizer, with_pair, labels, dynamic_length=False):
-    """Why MediaPipe Tasks cannot serve this export (None when it can)."""
-    if model_class not in SERVED_MODELS:
+def unservable_reason(model, tokenizer, with_tokenizer, with_pair, labels, dynamic_length=False):
+    """Why MediaPipe Tasks cannot serve this export of `model` (None when it can; see `KbertModel.mediapipe_task`)."""
+    if model.mediapipe_task is None:
         return (
-            f"a {model_class} has no MediaPipe Tasks runtime (TextClassifier serves single-text classifiers, "
+            f"a {type(model).__name__} has no MediaPipe Tasks runtime (TextClassifier serves single-text classifiers, "
             "TextEmbedder embedders)"
         )
     if with_tokenizer:
@@ -78,7 +78,7 @@ def unservable_reason(model_class, tokenizer, with_tokenizer, with_pair, labels,
     names = {role: tokenizer.special_tokens[role] for role in _MEDIAPIPE_SPECIALS}
     if names != _MEDIAPIPE_SPECIALS:
         return f"MediaPipe's tokenizer uses {_MEDIAPIPE_SPECIALS}; this vocabulary names them {names}"
-    if model_class == "BertClassifier" and not labels:
+    if model.mediapipe_task == CLASSIFIER and not labels:
         return "MediaPipe's TextClassifier needs the class names (pass labels=[...])"
     return None
 

@@ -2,12 +2,12 @@
 latency; the `<name>.report.json` and the PNG chart.
 """
 
-import json
-import os
 import statistics
 import time
 
 import numpy as np
+
+from kbert.files import atomic_write, write_json
 
 LATENCY_THREADS = 2
 
@@ -133,19 +133,11 @@ def accuracy_drop_points(task, summary):
 def write_report(report, path):
     """Writes `report` as JSON at `path` and a PNG chart next to it (`<name>.report.png`).
 
-    Each file goes through a temporary file and `os.replace`; the chart first, so a JSON report on disk always
-    has its chart.
+    Each file is written atomically; the chart first, so a JSON report on disk always has its chart.
     """
     chart = path[: -len(".json")] + ".png" if path.endswith(".json") else path + ".png"
     write_chart(report, chart)
-    temporary = f"{path}.partial-{os.getpid()}"
-    try:
-        with open(temporary, "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=2, default=_json_default)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_json(report, path, default=_json_default)
     return path, chart
 
 
@@ -188,12 +180,8 @@ def write_chart(report, path):
         axes[3].axhline(report["max_accuracy_drop"], color="tab:red", linestyle="--")
     figure.suptitle(f"{report['name']}: {report['model_class']} → LiteRT", fontsize=10)
     figure.tight_layout()
-    temporary = f"{path}.partial-{os.getpid()}.png"  # the suffix tells matplotlib the format
     try:
-        figure.savefig(temporary, dpi=80)
-        os.replace(temporary, path)
+        atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=80))  # its suffix names the format
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path

@@ -10,7 +10,7 @@ import os
 import shutil
 
 from kbert.export.loading import ExportError
-from kbert.training.checkpoints import atomic_write, write_bytes
+from kbert.files import atomic_write, write_bytes
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 TEMPLATE_FILES = ("index.html", "demo.js", "package.json", "package-lock.json")

@@ -10,6 +10,10 @@ import os
 import numpy as np
 
 from kbert.config import BertConfig
+from kbert.files import atomic_write, write_json
+
+# Hugging Face builds these without a pooler: writing one would only produce "unused weights" warnings there.
+WITHOUT_POOLER = ("BertForMaskedLM", "BertForTokenClassification", "BertForQuestionAnswering")
 
 # Hugging Face `hidden_act` → kbert activation. BERT's "gelu" is the exact erf form.
 ACTIVATIONS_IN = {
@@ -137,15 +141,21 @@ def write_checkpoint(directory, hf_config, arrays):
     """Writes `config.json` and `model.safetensors`; each file appears whole or not at all."""
     from safetensors.numpy import save_file
 
-    os.makedirs(directory, exist_ok=True)
-    weights = os.path.join(directory, "model.safetensors")
-    save_file(
-        {name: np.ascontiguousarray(array) for name, array in arrays.items()},
-        weights + ".tmp",
-        metadata={"format": "pt"},
+    tensors = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    atomic_write(
+        os.path.join(directory, "model.safetensors"),
+        lambda temporary: save_file(tensors, temporary, metadata={"format": "pt"}),
     )
-    os.replace(weights + ".tmp", weights)
-    config_path = os.path.join(directory, "config.json")
-    with open(config_path + ".tmp", "w", encoding="utf-8") as file:
-        json.dump(hf_config, file, indent=2, sort_keys=True)
-    os.replace(config_path + ".tmp", config_path)
+    write_json(hf_config, os.path.join(directory, "config.json"), sort_keys=True)
+
+
+def head_units(arrays):
+    """The number of outputs of a checkpoint's classification head (`classifier.weight` rows), or None."""
+    head = arrays.get("classifier.weight")
+    return None if head is None else int(head.shape[0])
+
+
+def architecture(directory) -> str:
+    """The first of the folder's `config.json` `architectures` ("BertModel" when it names none)."""
+    with open(os.path.join(directory, "config.json"), encoding="utf-8") as file:
+        return (json.load(file).get("architectures") or ["BertModel"])[0]

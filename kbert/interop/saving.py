@@ -5,18 +5,9 @@ import shutil
 
 import numpy as np
 
+from kbert.files import save_model
 from kbert.interop import huggingface
 from kbert.interop.tables import huggingface_table, to_foreign
-
-# kbert model → (Hugging Face architecture, whether it keeps the pooler): HF builds the MLM, token-classification
-# and QA models without a pooler, so writing one would only produce "unused weights" warnings there.
-ARCHITECTURES = {
-    "BertBackbone": ("BertModel", True),
-    "BertEmbedder": ("BertModel", True),
-    "BertClassifier": ("BertForSequenceClassification", True),
-    "BertTokenClassifier": ("BertForTokenClassification", False),
-    "BertQuestionAnswerer": ("BertForQuestionAnswering", False),
-}
 
 
 def save_huggingface(model, directory, tokenizer=None, labels=None):
@@ -29,15 +20,8 @@ def save_huggingface(model, directory, tokenizer=None, labels=None):
         tokenizer: a `kbert.text.WordPieceTokenizer` (default: the model's preprocessor's, if any).
         labels: class names for `id2label` (classifiers).
     """
-    name = type(model).__name__
-    if name == "BertPretrainer":
-        architecture, keep_pooler = (
-            ("BertForMaskedLM", False) if model.objective == "mlm" else ("BertForPreTraining", True)
-        )
-    elif name in ARCHITECTURES:
-        architecture, keep_pooler = ARCHITECTURES[name]
-    else:
-        raise ValueError(f"{name} has no Hugging Face BERT equivalent")
+    architecture = model.huggingface_architecture()
+    keep_pooler = architecture not in huggingface.WITHOUT_POOLER
     backbone = getattr(model, "backbone", model)
     extra = {}
     if hasattr(model, "num_classes"):
@@ -74,10 +58,7 @@ def copy_vocabulary(source_directory, directory):
 def save_kbert(model, directory, tokenizer=None):
     """Writes a kbert save: `model.keras` (written whole or not at all), plus `vocab.txt` and
     `tokenizer_config.json` when a tokenizer is given or attached to the model."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, "model.keras")
-    model.save(path + ".tmp.keras")
-    os.replace(path + ".tmp.keras", path)
+    save_model(model, os.path.join(directory, "model.keras"))
     tokenizer = tokenizer or getattr(getattr(model, "preprocessor", None), "tokenizer", None)
     if tokenizer is not None:
         tokenizer.save_to_preset(directory)

@@ -35,6 +35,8 @@ class BertBackbone(KbertModel):
     ((2, 8, 64), (2, 64))
     """
 
+    huggingface_architectures = {"BertModel": {}}
+
     def __init__(
         self,
         vocabulary_size=30522,

@@ -27,6 +27,39 @@ class KbertModel(keras.Model):
 
     input_keys = INPUT_KEYS
 
+    # === What differs per model type ===
+    # The generic code that loads, converts, distils and exports models reads these, so it never names a class.
+    # Hugging Face architectures this class stands for, each with the constructor arguments that select it; a
+    # model is written as the first whose arguments it has, and a checkpoint read as the first class listing it.
+    huggingface_architectures: dict = {}
+    # The name of the one output tensor in exported files; None when the outputs are already a dict.
+    output_name: str | None = None
+    # Why the model cannot become a LiteRT file, with the fix; None when it can.
+    export_refusal: str | None = None
+    # The MediaPipe Tasks runtime that serves this model ("TextClassifier", "TextEmbedder"), or None.
+    mediapipe_task: str | None = None
+    # Whether a smaller student can learn this task from it (`kbert.training.distillation`).
+    distillable = False
+
+    @classmethod
+    def preset_arguments(cls, kwargs, head_units=None, labels=None, source=None) -> dict:
+        """Constructor arguments for a model of this class built from a checkpoint (`from_preset`): the given
+        `kwargs`, completed from what the checkpoint holds (the rows of its output layer `head_units`, its
+        `labels`); `source` names it in errors."""
+        return dict(kwargs)
+
+    @classmethod
+    def backbone_flags(cls, kwargs) -> dict:
+        """Backbone flags this class needs for the constructor arguments `kwargs` (e.g. hidden states)."""
+        return {}
+
+    def huggingface_architecture(self) -> str:
+        """The Hugging Face architecture this model is written as (`kbert.interop.save_huggingface`)."""
+        for architecture, arguments in self.huggingface_architectures.items():
+            if all(getattr(self, key, None) == value for key, value in arguments.items()):
+                return architecture
+        raise ValueError(f"{type(self).__name__} has no Hugging Face BERT equivalent")
+
     def __init__(self, *args, **kwargs):
         dtype = kwargs.get("dtype")
         super().__init__(*args, **kwargs)
@@ -202,7 +235,7 @@ class KbertModel(keras.Model):
         initialised with a log line. Raises `ValueError` naming the problem for folders that hold no BERT,
         weights that do not fit, or vocabularies of another size.
         """
-        from kbert.interop import load_preset
+        from kbert.models.presets import load_preset
 
         return load_preset(cls, preset, **kwargs)
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from kbert.backend import concrete_value, torch_compiling
-from kbert.data.batching import INPUT_KEYS
+from kbert.inputs import INPUT_KEYS
 
 _checked = contextvars.ContextVar("kbert_inputs_checked", default=False)
 

@@ -27,6 +27,11 @@ class BertPretrainer(KbertTask):
     """
 
     input_keys = ("token_ids", "segment_ids", "padding_mask", "mask_positions")
+    huggingface_architectures = {"BertForMaskedLM": {"objective": "mlm"}, "BertForPreTraining": {}}
+    export_refusal = (
+        "BertPretrainer is a training model (masked-LM at given positions); export its backbone "
+        "(pretrainer.backbone) or a task model built on it"
+    )
 
     def __init__(self, backbone, objective="nsp", **kwargs):
         if objective not in OBJECTIVES:

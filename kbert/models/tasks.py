@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kbert.inputs import IGNORE_LABEL
 from kbert.layers import Dropout, bert_initializer
 from kbert.models.base import KbertTask
 
@@ -20,6 +21,8 @@ class LogitsTask(KbertTask):
     """Dropout and a dense layer of `num_classes` logits on one backbone output (`features`)."""
 
     features = None  # "pooled_output" or "sequence_output"
+    output_name = "logits"
+    distillable = True
 
     def __init__(self, backbone, num_classes, dropout=None, **kwargs):
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -40,6 +43,14 @@ class LogitsTask(KbertTask):
         self.backbone = backbone
         self.num_classes = num_classes
         self.dropout = dropout
+
+    @classmethod
+    def preset_arguments(cls, kwargs, head_units=None, labels=None, source=None):
+        if "num_classes" in kwargs:
+            return dict(kwargs)
+        if head_units is None and not labels:
+            raise ValueError(f"{source!r} has no classifier head: pass num_classes=... to build a fresh one")
+        return {**kwargs, "num_classes": head_units if head_units is not None else len(labels)}
 
     def _default_metrics(self):
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
@@ -69,6 +80,8 @@ class BertClassifier(LogitsTask):
     """
 
     features = "pooled_output"
+    huggingface_architectures = {"BertForSequenceClassification": {}}
+    mediapipe_task = "TextClassifier"
 
     def _default_loss(self):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -85,7 +98,8 @@ class BertTokenClassifier(LogitsTask):
     """
 
     features = "sequence_output"
-    IGNORE_LABEL = -100
+    huggingface_architectures = {"BertForTokenClassification": {}}
+    IGNORE_LABEL = IGNORE_LABEL
 
     def _default_loss(self):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=self.IGNORE_LABEL)
@@ -99,6 +113,9 @@ class BertQuestionAnswerer(KbertTask):
     the reference; restrict decoding to the context tokens). Train with
     `y={"start_logits": start_index, "end_logits": end_index}`; `compile()` defaults to cross-entropy on each.
     """
+
+    huggingface_architectures = {"BertForQuestionAnswering": {}}
+    distillable = True
 
     def __init__(self, backbone, **kwargs):
         dtype = kwargs.pop("dtype", backbone.dtype_policy)
@@ -174,6 +191,15 @@ class BertEmbedder(KbertTask):
     Outputs: float [batch, hidden_dim] (or [batch, 4 * hidden_dim]). `compile()` defaults to mean squared
     error, for regressing onto a teacher's embeddings.
     """
+
+    huggingface_architectures = {"BertModel": {}}
+    output_name = "embedding"
+    mediapipe_task = "TextEmbedder"
+    distillable = True
+
+    @classmethod
+    def backbone_flags(cls, kwargs):
+        return {"output_hidden_states": True} if kwargs.get("pooling") == "concat_last_4" else {}
 
     def __init__(self, backbone, pooling="mean", normalize=True, **kwargs):
         if pooling not in POOLINGS:

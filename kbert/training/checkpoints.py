@@ -28,43 +28,13 @@ import keras
 import numpy as np
 
 from kbert.backend import global_random_state, set_global_random_state
+from kbert.files import atomic_write, write_json
 
 KEEP = 2  # checkpoints kept: the last, and the one before it to fall back to
 STATE_PATTERN = re.compile(r"ckpt-(\d+)\.json")
 LEGACY_STATE_FILE = "checkpoint.json"  # the one state file of saves before the per-checkpoint states
 
 logger = logging.getLogger("kbert")
-
-
-def _fsync_directory(directory):
-    # The rename itself must reach the disk; not every platform can open a directory (Windows cannot).
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def atomic_write(path, write):
-    """Writes a file so that `path` holds either its old content or the complete new one, never a part.
-
-    `write(temporary_path)` writes the content to a temporary name in the same folder (with the same suffix,
-    for writers that check it, like `save_weights`); it is then flushed to disk and renamed over `path`.
-    """
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    _fsync_directory(directory)
 
 
 def check_output_folder(out, sources=None):
@@ -89,31 +59,6 @@ def check_output_folder(out, sources=None):
                 f"{flag} and --out are the same folder ({os.fspath(source)!r}); the run would overwrite what it "
                 "reads: pass another --out"
             )
-
-
-def save_model(model, path):
-    """`model.save(path)` (a `.keras` file), atomically."""
-    atomic_write(path, model.save)
-
-
-def write_json(data, path):
-    """Writes `data` as JSON, atomically."""
-
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as file:
-            json.dump(data, file, indent=2)
-
-    atomic_write(path, write)
-
-
-def write_bytes(data, path):
-    """Writes `data` (bytes), atomically."""
-
-    def write(temporary):
-        with open(temporary, "wb") as file:
-            file.write(data)
-
-    atomic_write(path, write)
 
 
 def _read_json(path):

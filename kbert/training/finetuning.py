@@ -14,7 +14,8 @@ import keras
 from kbert.backend import varying_shape_jit
 from kbert.data.batching import batches, predict_windows
 from kbert.data.windows import LONG_TEXT
-from kbert.training.checkpoints import check_output_folder, save_model, write_json
+from kbert.files import save_model, write_json
+from kbert.training.checkpoints import check_output_folder
 from kbert.training.finetuning_tasks import TASKS
 from kbert.training.lora import count_parameters, enable_lora, merged_copy
 from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)

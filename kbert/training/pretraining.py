@@ -26,10 +26,11 @@ from kbert.data import (
     read_bert_text,
     read_jsonl,
 )
-from kbert.interop.presets import preset_format, preset_tokenizer
+from kbert.files import save_model, write_json
+from kbert.interop.folders import preset_format, preset_tokenizer
 from kbert.models import BertBackbone, BertPretrainer
 from kbert.text import WordPieceTokenizer, learn_vocabulary
-from kbert.training.checkpoints import TrainingCheckpoint, check_output_folder, save_model, write_json
+from kbert.training.checkpoints import TrainingCheckpoint, check_output_folder
 from kbert.training.distribution import batch_shards, data_parallel, model_parallel
 from kbert.training.optimizers import create_optimizer
 

@@ -1,8 +1,8 @@
 """LiteRT export tests run in a TensorFlow-backend process: the export's own requirement.
 
 When the suite runs under another backend first (`KBERT_TEST_BACKENDS=jax`), each test here re-runs itself in a
-fresh `KERAS_BACKEND=tensorflow` pytest subprocess instead of being skipped. Tests marked `every_backend`
-(distillation trains on any backend) run in the backend of the pass like the model tests.
+fresh `KERAS_BACKEND=tensorflow` pytest subprocess instead of being skipped. Tests marked `every_backend` run in
+the backend of the pass like the model tests.
 """
 
 import os
@@ -32,12 +32,6 @@ def pytest_pyfunc_call(pyfuncitem):
         f"tensorflow subprocess failed:\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
     )
     return True
-
-
-@pytest.fixture(scope="session")
-def vocab_path(minilm_dir):
-    """A real BERT vocabulary (uncased, 30,522 tokens) for the tiny models, so tokenization is real."""
-    return os.path.join(minilm_dir, "vocab.txt")
 
 
 def tiny_task(kind, vocab_path, **kwargs):

@@ -101,7 +101,7 @@ def test_distill_refuses_bad_settings_before_writing(case, workspace):
 
 
 def test_distillation_config_checks_every_value():
-    from kbert.export.distillation import DistillationConfig
+    from kbert.training.distillation import DistillationConfig
 
     for field, value in [
         ("lr", 0.0),
@@ -121,7 +121,7 @@ def test_distillation_config_checks_every_value():
 
 
 def test_distillation_paths_are_checked_before_anything_is_read(tmp_path):
-    from kbert.export.distillation import DistillationConfig, check_paths
+    from kbert.training.distillation import DistillationConfig, check_paths
 
     teacher = tmp_path / "teacher"
     teacher.mkdir()

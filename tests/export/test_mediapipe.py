@@ -100,7 +100,7 @@ def test_mediapipe_tokenizer_port_equals_the_runtime(tokenizer, tmp_path):
 
     from kbert.export import converter, mediapipe
     from kbert.export.litert import HARD_CASES, default_texts
-    from kbert.models.checks import INPUT_KEYS
+    from kbert.inputs import INPUT_KEYS
 
     length = 48
     spec = {key: tf.TensorSpec([1, length], tf.int32, name=key) for key in INPUT_KEYS}

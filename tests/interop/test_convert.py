@@ -87,7 +87,7 @@ def test_convert_refuses_to_write_over_its_source(tmp_path):
     assert "is the source" in message and "give another destination folder" in message
     assert folder_digest(tmp_path) == before
 
-    from kbert.convert import check_destination
+    from kbert.models.presets import check_destination
 
     with pytest.raises(ValueError, match="is the folder of the source"):
         check_destination(str(source / "model.keras"), str(source))

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from kbert.training.checkpoints import atomic_write
+from kbert.files import atomic_write
 from tests.harness import pretrain_arguments, write_pretraining_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,7 +140,7 @@ KEEP_SAVING = textwrap.dedent(
     """
     import sys
     import keras
-    from kbert.training.checkpoints import atomic_write
+    from kbert.files import atomic_write
 
     model = keras.Sequential([keras.Input((256,)), keras.layers.Dense(2048), keras.layers.Dense(256)])
     for step in range(100000):

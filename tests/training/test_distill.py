@@ -8,11 +8,9 @@ import pytest
 import tensorflow as tf
 
 import kbert
-from kbert.export import Distiller, make_student, student_from_teacher
 from kbert.interop import save_kbert
+from kbert.training import Distiller, make_student, student_from_teacher
 from tests.harness import TINY, to_numpy
-
-pytestmark = pytest.mark.every_backend
 
 NUM_CLASSES = 3
 # Each class draws its tokens from its own id range: a bag-of-tokens signal a tiny model learns in a few steps.

@@ -16,15 +16,13 @@ from kbert.config import BertConfig
 from kbert.layers import BertEmbeddings, BertEncoderBlock
 from kbert.models import (
     BertBackbone,
-    BertClassifier,
-    BertEmbedder,
     BertPreprocessor,
-    BertQuestionAnswerer,
-    BertTokenClassifier,
 )
 from kbert.models.base import KbertTask
+from kbert.models.presets import MODEL_CLASSES
 
-TASKS = (BertClassifier, BertTokenClassifier, BertQuestionAnswerer, BertEmbedder)
+# The task models a student can learn (their `distillable`), named in errors.
+TASKS = tuple(cls for cls in MODEL_CLASSES if cls.distillable)
 # The numerics a student keeps from its teacher; the sizes are what distillation changes.
 _INHERITED_FIELDS = (
     "vocabulary_size",
@@ -41,7 +39,7 @@ _INHERITED_FIELDS = (
 
 def check_task_model(model, role="teacher"):
     """Raises `ValueError` unless `model` is a kbert task model (classifier, token classifier, QA, embedder)."""
-    if not isinstance(model, TASKS):
+    if not getattr(model, "distillable", False):
         raise ValueError(
             f"the {role} must be a kbert task model ({', '.join(task.__name__ for task in TASKS)}), got "
             f"{type(model).__name__}; load a fine-tuned model with e.g. kbert.BertClassifier.from_preset(folder)"

@@ -16,8 +16,9 @@ import keras
 from keras import ops
 
 from kbert.backend import sparse_cross_entropy
-from kbert.export.students import check_task_model, last_of_each_group, with_internals
+from kbert.inputs import IGNORE_LABEL
 from kbert.models import BertClassifier, BertEmbedder, BertQuestionAnswerer, BertTokenClassifier
+from kbert.training.students import check_task_model, last_of_each_group, with_internals
 
 EMBEDDING_LOSSES = ("mse", "cosine")
 _LOG_FLOOR = 1e-12  # probabilities are clipped here before a log; masked keys are exactly 0 on both sides
@@ -417,7 +418,7 @@ class Distiller(keras.Model):
             label_mask = row_mask
             if row_mask is not None:  # taggers: label -100 marks padding and non-first word pieces
                 label_mask = ops.logical_and(
-                    ops.cast(row_mask, "bool"), ops.not_equal(label, BertTokenClassifier.IGNORE_LABEL)
+                    ops.cast(row_mask, "bool"), ops.not_equal(label, IGNORE_LABEL)
                 )
             hard.append(cross_entropy(label, s, label_mask))
             hit = ops.cast(ops.equal(ops.argmax(s, axis=-1), ops.cast(label, "int32")), "float32")

@@ -16,16 +16,16 @@ import tensorflow as tf
 from kbert.backend import varying_shape_jit
 from kbert.data.batching import batches, length_groups, padded_length, predict_windows
 from kbert.data.records import read_records
-from kbert.export.distill import Distiller
-from kbert.export.loading import saved_model_paths, wrap_model
-from kbert.export.students import check_task_model, make_student, student_from_teacher
-from kbert.interop import load_keras_file
+from kbert.files import save_model, write_json
+from kbert.inputs import INPUT_KEYS
 from kbert.models import BertClassifier
-from kbert.models.checks import INPUT_KEYS
+from kbert.models.presets import load_saved
 from kbert.text import SegmentPacker, WordPieceTokenizer, learn_vocabulary
-from kbert.training.checkpoints import check_output_folder, save_model, write_json
+from kbert.training.checkpoints import check_output_folder
+from kbert.training.distiller import Distiller
 from kbert.training.metrics import classification_metrics
 from kbert.training.optimizers import create_optimizer
+from kbert.training.students import check_task_model, make_student, student_from_teacher
 
 
 @dataclasses.dataclass
@@ -206,17 +206,10 @@ def distillation_batches(parts, labels, batch_size, shuffle, seed, compiled=Fals
 
 def load_teacher(path, vocabulary=None):
     """The teacher model, its tokenizer and its label names from a kbert save folder or a `.keras` file."""
-    path = os.fspath(path)
-    folder, model_path = saved_model_paths(path)
-    if model_path is None:
-        raise ValueError(
-            f"teacher {path!r} is neither a .keras file nor a kbert save folder (model.keras, vocab.txt, "
-            f"labels.json); fine-tune one with recipes/finetune.py"
-        )
-    loaded = wrap_model(load_keras_file(model_path), vocabulary=vocabulary, folder=folder, source=path)
+    loaded = load_saved(path, vocabulary=vocabulary, what="teacher")
     check_task_model(loaded.model)
     if loaded.tokenizer is None:
-        raise ValueError(f"teacher {path!r} has no vocabulary; pass its vocab.txt (--vocab)")
+        raise ValueError(f"teacher {os.fspath(path)!r} has no vocabulary; pass its vocab.txt (--vocab)")
     return loaded
 
 
