@@ -80,12 +80,13 @@ def main(argv=None):
 
 
 def export(args):
-    from kbert.export.litert import export_litert, read_calibration_texts, read_labels, read_records
+    from kbert.data.records import read_records
+    from kbert.export.litert import export_litert, read_calibration_texts, read_labels
 
     # Every input file first, so a bad one is refused before the model loads or anything is written.
     labels = read_labels(args.labels) if args.labels else None
     representative = read_calibration_texts(args.representative) if args.representative else None
-    eval_records = read_records(args.eval)[: args.num_eval] if args.eval else None
+    eval_records = read_records(args.eval, require_label=False)[: args.num_eval] if args.eval else None
     report = export_litert(
         args.model,
         args.out,

@@ -17,38 +17,56 @@ def _check_file(path):
     return path
 
 
+def decode_line(raw, path, number=None):
+    """A line (or whole file, `number` None) of bytes as text; a byte-order mark at the start is not text.
+
+    Raises:
+        ValueError: naming `path:number` for bytes that are not UTF-8.
+    """
+    where = f"{path}:{number}" if number is not None else path
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
+    return text.removeprefix("\ufeff") if number in (None, 1) else text
+
+
 def _rows(path):
     """`(line number, row)` of a `.csv` file (a dict per row) or a JSON-lines file (the parsed value)."""
+    with open(path, "rb") as file:
+        lines = [decode_line(raw, path, number) for number, raw in enumerate(file, start=1)]
     if path.endswith(".csv"):
-        with open(path, encoding="utf-8", newline="") as file:
-            return list(enumerate(csv.DictReader(file), start=2))
+        return list(enumerate(csv.DictReader(lines), start=2))
     rows = []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}:{number}: not a JSON object ({error.msg}); fix or remove that line"
-                ) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}:{number}: not JSON ({error.msg}, column {error.colno}); expected one JSON object a line, "
+                f'such as {{"text": "...", "label": "..."}}'
+            ) from None
     return rows
 
 
 def _string(path, number, record, key):
     value = record.get(key) if isinstance(record, dict) else None
     if not isinstance(value, str):
-        raise ValueError(f"{path}:{number}: a record needs a string {key!r} field, got {record!r:.200}")
+        raise ValueError(
+            f"{path}:{number}: expected a JSON object (CSV row) with a string {key!r} field, got {record!r:.200}"
+        )
     return value
 
 
 def read_records(path, require_label=True):
-    """Reads `{text, text_pair?, label?}` records from a `.jsonl` or `.csv` file.
+    """Reads `{text, text_pair?, label?}` records from a `.jsonl` or `.csv` file (UTF-8): fine-tuning and
+    distillation data, and an export's eval records (`require_label=False`; a label absent is None).
 
     Raises:
-        ValueError: naming the file and line for an empty file, a malformed JSON line, or a record without a
-            string `text` (or without `label` when `require_label`).
+        ValueError: naming the file and line for an empty file, bytes that are not UTF-8, a malformed JSON line,
+            or a record without a string `text` (or without `label` when `require_label`).
     """
     path = _check_file(path)
     records = []
@@ -60,7 +78,7 @@ def read_records(path, require_label=True):
             {"text": text, "text_pair": record.get("text_pair") or None, "label": record.get("label")}
         )
     if not records:
-        raise ValueError(f"{path!r} holds no record; expected JSON lines or CSV rows with 'text' and 'label'")
+        raise ValueError(f"{path} holds no record; expected JSON lines or CSV rows with 'text' and 'label'")
     return records
 
 

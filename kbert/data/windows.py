@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 
 from kbert.inputs import IGNORE_LABEL
-from kbert.text import SegmentPacker
+from kbert.text.packing import pack_ids
 
 LONG_TEXT = ("truncate", "mean", "max")
 MAX_QUESTION_TOKENS = 64  # BERT's max_query_length: longer questions are cut
@@ -28,14 +28,6 @@ def window_spans(length, window, stride):
         if start + size >= length:
             return spans
         start += min(size, stride)
-
-
-def pack(tokenizer, seq_len, first, second=None):
-    """Packs lists of id lists into int32 NumPy arrays `token_ids`, `segment_ids`, `padding_mask` [rows, seq_len]
-    (longest-first truncation where the pair does not fit)."""
-    packer = SegmentPacker(seq_len, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
-    packed = packer(first, second)
-    return {key: np.asarray(value, dtype=np.int32) for key, value in packed.items()}
 
 
 def _ids(tokenizer, texts):
@@ -59,7 +51,7 @@ def encode_texts(tokenizer, texts, pairs=None, seq_len=128, long_text="truncate"
     first = _ids(tokenizer, texts)
     second = _ids(tokenizer, [pair or "" for pair in pairs]) if pairs is not None else None
     if long_text == "truncate":
-        return pack(tokenizer, seq_len, first, second), np.arange(len(first))
+        return pack_ids(tokenizer, first, second, seq_len), np.arange(len(first))
     window_first, window_second, example = [], [], []
     for index, ids in enumerate(first):
         pair_ids = second[index][: (seq_len - 3) // 2] if second is not None else []
@@ -68,7 +60,7 @@ def encode_texts(tokenizer, texts, pairs=None, seq_len=128, long_text="truncate"
             window_first.append(ids[start : start + size])
             window_second.append(pair_ids)
             example.append(index)
-    packed = pack(tokenizer, seq_len, window_first, window_second if second is not None else None)
+    packed = pack_ids(tokenizer, window_first, window_second if second is not None else None, seq_len)
     return packed, np.asarray(example)
 
 
@@ -112,7 +104,7 @@ def encode_tags(tokenizer, sentences, seq_len, tag_ids=None):
             ids.extend(word_pieces)
         first.append(ids[: seq_len - 2])
         positions.append(word_positions)
-    return pack(tokenizer, seq_len, first), (labels if tag_ids is not None else None), positions
+    return pack_ids(tokenizer, first, None, seq_len), (labels if tag_ids is not None else None), positions
 
 
 def word_tags(logits, positions, tag_names):
@@ -176,7 +168,7 @@ def encode_squad(tokenizer, questions, seq_len, doc_stride=128):
             start_positions.append(offset + answer_tokens[0] - start if holds else 0)
             end_positions.append(offset + answer_tokens[1] - start if holds else 0)
     return SquadWindows(
-        inputs=pack(tokenizer, seq_len, first, second),
+        inputs=pack_ids(tokenizer, first, second, seq_len),
         start_positions=np.asarray(start_positions, np.int32),
         end_positions=np.asarray(end_positions, np.int32),
         example=np.asarray(example),

@@ -6,8 +6,9 @@ Distillation into smaller students trains on any backend and lives in `kbert.tra
 `make_student`, `student_from_teacher` are importable from here too).
 """
 
+from kbert.data.records import read_records
 from kbert.export.converter import QUANTIZATIONS, add_metadata, check_ops, op_counts, read_metadata
-from kbert.export.litert import HARD_CASES, export_litert, read_records
+from kbert.export.litert import HARD_CASES, export_litert
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend
 from kbert.export.verify import interpreter
 from kbert.training import Distiller, make_student, student_from_teacher

@@ -18,9 +18,11 @@ import time
 
 import numpy as np
 
+from kbert.data.records import decode_line
 from kbert.export import converter, graphs, mediapipe, rewrite, servers, verify, web
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend, wrap_model
 from kbert.files import write_bytes
+from kbert.text.packing import pack_texts
 
 # What a request for a quantization tries, in order, until one keeps within the accuracy budget: full int8, then
 # int16 activations (16x8), then int8 dense layers with the sensitive parts in float (int8-mixed).
@@ -72,35 +74,6 @@ def _corpus_sentences():
     return tuple(sentences[index] for index in order)
 
 
-def read_records(path):
-    """Reads JSON Lines `{"text": ..., "text_pair": ... (optional), "label": ... (optional)}`.
-
-    Raises:
-        OSError: the file cannot be opened (the error names the path).
-        ExportError: naming `path:line` for a line that is not UTF-8, not JSON, or not an object with a string
-            "text"; and for a file without a record.
-    """
-    records = []
-    with open(path, "rb") as file:
-        for number, raw in enumerate(file, 1):
-            line = _decode(raw, path, number)
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ExportError(
-                    f"{path}:{number}: not JSON ({error.msg}, column {error.colno}); expected one JSON object "
-                    f'a line, such as {{"text": "...", "label": "..."}}'
-                ) from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ExportError(f"{path}:{number}: expected a JSON object with a string 'text'")
-            records.append(record)
-    if not records:
-        raise ExportError(f"{path} holds no record; expected JSON Lines with a string 'text' on each line")
-    return records
-
-
 def read_calibration_texts(path):
     """The lines of a UTF-8 text file (calibration text, one text a line), without their line ends.
 
@@ -147,12 +120,10 @@ def read_labels(value):
 
 
 def _decode(raw, path, number=None):
-    where = f"{path}:{number}" if number is not None else path
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ExportError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
-    return text.removeprefix("\ufeff") if number in (None, 1) else text  # a byte-order mark: not text
+        return decode_line(raw, path, number)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
 
 
 def export_litert(
@@ -541,8 +512,6 @@ def _label_ids(records, labels):
 
 def _token_examples(loaded, records, sequence_length):
     """Per-record int32 inputs [1, sequence_length] from the tokenizer (random ids without one)."""
-    from kbert.text import SegmentPacker
-
     tokenizer = loaded.tokenizer
     if tokenizer is None:
         backbone = getattr(loaded.model, "backbone", loaded.model)
@@ -554,11 +523,9 @@ def _token_examples(loaded, records, sequence_length):
             mask = (np.arange(sequence_length) < length).astype("int32")[None]
             examples.append({"token_ids": ids * mask, "segment_ids": 0 * ids, "padding_mask": mask})
         return examples
-    packer = SegmentPacker(sequence_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
-    first = tokenizer([record["text"] for record in records])
-    pairs = [record.get("text_pair") for record in records]
-    second = tokenizer([pair or "" for pair in pairs]) if any(pairs) else None
-    packed = {key: np.asarray(value, "int32") for key, value in packer(first, second).items()}
+    pairs = [record.get("text_pair") or "" for record in records]
+    texts = [record["text"] for record in records]
+    packed = pack_texts(tokenizer, texts, pairs if any(pairs) else None, sequence_length)
     return [{key: value[i : i + 1] for key, value in packed.items()} for i in range(len(records))]
 
 

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 
 from kbert.models.checks import InputError
-from kbert.text import SegmentPacker, WordPieceTokenizer
+from kbert.text import WordPieceTokenizer
+from kbert.text.packing import pack_texts
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -42,15 +43,8 @@ class BertPreprocessor(keras.layers.Layer):
                 "this preprocessor has no tokenizer (was it loaded without its vocabulary asset?)"
             )
         first, second = texts if isinstance(texts, tuple) and len(texts) == 2 else (texts, None)
-        first_ids = self.tokenizer(_as_strings(first))
-        second_ids = None if second is None else self.tokenizer(_as_strings(second))
-        longest = int(first_ids.row_lengths().numpy().max(initial=0)) + 2
-        if second_ids is not None:
-            longest += int(second_ids.row_lengths().numpy().max(initial=0)) + 1
-        length = min(self.sequence_length, longest)
-        packer = SegmentPacker(length, self.tokenizer.cls_id, self.tokenizer.sep_id, self.tokenizer.pad_id)
-        packed = packer(first_ids, second_ids)
-        return {key: np.asarray(value, dtype="int32") for key, value in packed.items()}
+        second = None if second is None else _as_strings(second)
+        return pack_texts(self.tokenizer, _as_strings(first), second, self.sequence_length, pad_to_longest=True)
 
     def save_assets(self, dir_path):
         self.tokenizer.save_to_preset(dir_path)

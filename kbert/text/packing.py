@@ -121,3 +121,37 @@ class SegmentPacker:
         if single:
             outputs = {key: value[0] for key, value in outputs.items()}
         return outputs
+
+
+def pack_ids(tokenizer, first, second=None, sequence_length=128, pad_to_longest=False):
+    """Packs id sequences (and optional second segments) into model inputs: the one packer every caller uses.
+
+    Args:
+        tokenizer: gives the special ids (`cls_id`, `sep_id`, `pad_id`).
+        first, second: a batch of id sequences (ragged, or lists of id lists); `second` None for single texts.
+        sequence_length: the longest output; longer inputs are cut longest-first (see `SegmentPacker`).
+        pad_to_longest: pad to the longest packed row of the batch (at most `sequence_length`) instead of to
+            `sequence_length`.
+
+    Returns:
+        `{token_ids, segment_ids, padding_mask}` int32 NumPy arrays [rows, length].
+    """
+    import numpy as np
+
+    first, _ = _as_ragged(first)
+    second = None if second is None else _as_ragged(second)[0]
+    length = sequence_length
+    if pad_to_longest:
+        longest = int(first.row_lengths().numpy().max(initial=0)) + 2
+        if second is not None:
+            longest += int(second.row_lengths().numpy().max(initial=0)) + 1
+        length = min(sequence_length, longest)
+    packer = SegmentPacker(length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+    return {key: np.asarray(value, dtype=np.int32) for key, value in packer(first, second).items()}
+
+
+def pack_texts(tokenizer, texts, pairs=None, sequence_length=128, pad_to_longest=False):
+    """`pack_ids` of the tokenized `texts` (and `pairs`, a list of the same length, or None): raw strings to model
+    inputs, `[CLS] text [SEP] (pair [SEP])`."""
+    second = None if pairs is None else tokenizer(list(pairs))
+    return pack_ids(tokenizer, tokenizer(list(texts)), second, sequence_length, pad_to_longest)

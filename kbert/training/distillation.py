@@ -20,7 +20,8 @@ from kbert.files import save_model, write_json
 from kbert.inputs import INPUT_KEYS
 from kbert.models import BertClassifier
 from kbert.models.presets import load_saved
-from kbert.text import SegmentPacker, WordPieceTokenizer, learn_vocabulary
+from kbert.text import WordPieceTokenizer, learn_vocabulary
+from kbert.text.packing import pack_texts
 from kbert.training.checkpoints import check_output_folder
 from kbert.training.distiller import Distiller
 from kbert.training.metrics import classification_metrics
@@ -144,11 +145,9 @@ def _is_within(path, folder):
 def encode(records, tokenizer, seq_len):
     """`[CLS] text [SEP] (text_pair [SEP])` packed to `seq_len` (longest-first truncation): int32 NumPy arrays
     `token_ids`, `segment_ids`, `padding_mask` [records, seq_len], as fine-tuning packs them."""
-    packer = SegmentPacker(seq_len, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
     has_pair = any(record["text_pair"] for record in records)
-    second = tokenizer([record["text_pair"] or "" for record in records]) if has_pair else None
-    packed = packer(tokenizer([record["text"] for record in records]), second)
-    return {key: np.asarray(value, dtype=np.int32) for key, value in packed.items()}
+    pairs = [record["text_pair"] or "" for record in records] if has_pair else None
+    return pack_texts(tokenizer, [record["text"] for record in records], pairs, seq_len)
 
 
 def read_texts(path):

@@ -106,7 +106,7 @@ def test_text_pair_errors_name_the_line(tmp_path):
     with pytest.raises(ValueError, match=r"sts.jsonl:1: score 4.2 is outside \[-1, 1\].*divide by 5"):
         records.read_text_pairs(tmp_path / "sts.jsonl")
     (tmp_path / "half.jsonl").write_text('{"query": "q"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="half.jsonl:1: a record needs a string 'positive' field"):
+    with pytest.raises(ValueError, match=r"half.jsonl:1: expected a JSON object \(CSV row\) with a string 'positive' field"):
         records.read_text_pairs(tmp_path / "half.jsonl")
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="holds no pair"):

@@ -139,8 +139,9 @@ def test_distillation_paths_are_checked_before_anything_is_read(tmp_path):
 
 
 def test_export_input_files_are_refused_naming_file_and_line(tmp_path):
+    from kbert.data.records import read_records
     from kbert.export import ExportError
-    from kbert.export.litert import read_calibration_texts, read_labels, read_records
+    from kbert.export.litert import read_calibration_texts, read_labels
 
     (tmp_path / "latin1.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
     (tmp_path / "list.jsonl").write_text('{"text": "ok"}\n["not", "an", "object"]\n')
@@ -149,10 +150,14 @@ def test_export_input_files_are_refused_naming_file_and_line(tmp_path):
     (tmp_path / "windows.txt").write_bytes(b"\xef\xbb\xbfone\r\ntwo\n")
     (tmp_path / "numbers.json").write_text("[0, 1]")
     (tmp_path / "broken.json").write_text('[\n"a",\n')
+    for name, message in [
+        ("latin1.jsonl", r"latin1.jsonl:2: not UTF-8"),
+        ("list.jsonl", r"list.jsonl:2: expected a JSON object"),
+        ("empty.jsonl", r"empty.jsonl holds no record"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            read_records(str(tmp_path / name), require_label=False)
     for reader, name, message in [
-        (read_records, "latin1.jsonl", r"latin1.jsonl:2: not UTF-8"),
-        (read_records, "list.jsonl", r"list.jsonl:2: expected a JSON object"),
-        (read_records, "empty.jsonl", r"empty.jsonl holds no record"),
         (read_calibration_texts, "blank.txt", r"blank.txt holds no text"),
         (read_labels, "numbers.json", r"numbers.json holds \[0, 1\], not a JSON list of class names"),
         (read_labels, "broken.json", r"broken.json:3: not JSON"),

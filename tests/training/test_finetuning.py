@@ -158,7 +158,7 @@ def test_bad_files_name_the_problem(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="holds no record"):
         run(train=str(tmp_path / "empty.jsonl"))
     (tmp_path / "broken.jsonl").write_text('{"text": "a", "label": "b"}\n{"text": "oops"\n')
-    with pytest.raises(ValueError, match="broken.jsonl:2: not a JSON object"):
+    with pytest.raises(ValueError, match="broken.jsonl:2: not JSON"):
         run(train=str(tmp_path / "broken.jsonl"))
     conll = write_conll(tmp_path / "train.conll")
     other_tags = write_conll(tmp_path / "dev.conll", "Paris NNP B-NP B-CITY\n")
