@@ -58,21 +58,44 @@ def padded_length(length, compiled=False):
     return size
 
 
-def real_lengths(packed):
-    """Each example's real tokens (the longest of its texts for [examples, k, seq_len] inputs)."""
-    lengths = np.asarray(packed["padding_mask"]).sum(axis=-1)
-    return lengths.max(axis=1) if lengths.ndim == 2 else lengths
+def is_packed(inputs) -> bool:
+    """True for one set of packed model inputs (a dict holding `token_ids`, `segment_ids`, `padding_mask`)."""
+    return isinstance(inputs, dict) and set(INPUT_KEYS) <= set(inputs)
 
 
-def cut_batches(packed, targets, groups, compiled=False):
+def _named_parts(inputs):
+    """`{name: part}` of `inputs`: one set of packed inputs (named ""), or a dict of named parts, each packed
+    inputs or an array taken whole (e.g. a teacher's precomputed outputs)."""
+    return {"": inputs} if is_packed(inputs) else dict(inputs)
+
+
+def real_lengths(inputs):
+    """Each example's real tokens: the longest of its texts for [examples, k, seq_len] inputs, and the longest of
+    its packed parts for named parts (see `batches`)."""
+    parts = [part for part in _named_parts(inputs).values() if is_packed(part)]
+    lengths = [np.asarray(part["padding_mask"]).sum(axis=-1) for part in parts]
+    lengths = [length.max(axis=1) if length.ndim == 2 else length for length in lengths]
+    return np.max(np.stack(lengths), axis=0)
+
+
+def cut_batches(inputs, targets, groups, compiled=False):
     """Yields `(x, *targets)` for each group of example indices (from `length_groups`): `x` the packed rows cut to
     the group's longest (`padded_length(..., compiled)`; [examples, k, seq_len] inputs as [batch x k, length]
-    rows), each target array taken at the group's rows (a 2-D target, per token, cut with the inputs)."""
-    lengths = real_lengths(packed)
+    rows; named parts each cut to its own longest, arrays taken whole), each target array taken at the group's
+    rows (a 2-D target, per token, cut with the first packed inputs)."""
+    parts = _named_parts(inputs)
+    lengths = {name: real_lengths(part) for name, part in parts.items() if is_packed(part)}
     for group in groups:
-        length = padded_length(lengths[group].max(), compiled)
-        x = {key: value[group, ..., :length] for key, value in packed.items()}
-        x = {key: value.reshape(-1, value.shape[-1]) for key, value in x.items()}
+        x, cut = {}, {}
+        for name, part in parts.items():
+            if name not in lengths:
+                x[name] = np.asarray(part)[group]
+                continue
+            cut[name] = padded_length(lengths[name][group].max(), compiled)
+            rows = {key: value[group, ..., : cut[name]] for key, value in part.items()}
+            x[name] = {key: value.reshape(-1, value.shape[-1]) for key, value in rows.items()}
+        length = next(iter(cut.values()))
+        x = x[""] if "" in x else x
         yield (x, *keras.tree.map_structure(lambda a: _take(a, group, length), targets))  # noqa: B023
 
 
@@ -93,13 +116,19 @@ def as_target_arrays(targets):
     )
 
 
-def dataset_of(generate, targets, steps=None):
+def dataset_of(generate, targets, steps=None, inputs=None):
     """A `tf.data.Dataset` over `generate()` (which yields `(x, *targets)` as `cut_batches`), of `steps` batches
-    when known."""
-    spec = {key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}
-    target_spec = keras.tree.map_structure(
-        lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), targets
-    )
+    when known; `inputs` (named parts, see `batches`) gives the structure of `x` when it is not one set of packed
+    inputs."""
+    def array_spec(a):
+        return tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype))
+
+    packed_spec = {key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}
+    if inputs is None or is_packed(inputs):
+        spec = packed_spec
+    else:
+        spec = {name: packed_spec if is_packed(part) else array_spec(np.asarray(part)) for name, part in inputs.items()}
+    target_spec = keras.tree.map_structure(array_spec, targets)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(spec, *target_spec))
     if steps is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))
@@ -108,12 +137,15 @@ def dataset_of(generate, targets, steps=None):
 
 def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None, compiled=False):
     """A `tf.data.Dataset` of `(x, y)` (or `(x, y, sample_weight)`) batches of similar lengths, each cut to its
-    longest (`padded_length(..., compiled)`: pass the `jit_compile` of the model that trains on them).
+    longest (`padded_length(..., compiled)`: pass the `jit_compile` of the model that trains on them): the one
+    length-bucketed batcher of fine-tuning, distillation and the models' `fit` on raw text.
 
     Args:
         packed: int32 arrays `token_ids`, `segment_ids`, `padding_mask`, [examples, seq_len]; or [examples, k,
             seq_len] for k texts per example (embedding pairs), yielded as [batch x k, length] rows, the texts of
-            an example next to each other.
+            an example next to each other. Or named parts `{name: packed inputs or an array [examples, ...]}`
+            (the `Distiller`'s teacher and student inputs, a teacher's precomputed outputs): `x` then holds each
+            part, packed ones cut to their own longest, and batches group the longest of an example's parts.
         labels: an array [examples], or [examples, seq_len] (per token: cut with the inputs), or a dict of them.
         shuffle: new batches each epoch, in random order (drawn from `seed`; see `length_groups`); else the
             examples sorted by length.
@@ -127,7 +159,7 @@ def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None, compi
         groups = length_groups(lengths, batch_size, rng if shuffle else None)
         return cut_batches(packed, targets, groups, compiled)
 
-    return dataset_of(generate, targets, steps)
+    return dataset_of(generate, targets, steps, packed)
 
 
 def sequence_axes(model):

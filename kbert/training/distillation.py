@@ -11,13 +11,11 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kbert.backend import varying_shape_jit
-from kbert.data.batching import batches, length_groups, padded_length, predict_windows
+from kbert.data.batching import batches, predict_windows
 from kbert.data.records import read_records
 from kbert.files import save_model, write_json
-from kbert.inputs import INPUT_KEYS
 from kbert.models import BertClassifier
 from kbert.models.presets import load_saved
 from kbert.text import WordPieceTokenizer, learn_vocabulary
@@ -171,38 +169,6 @@ def learn_student_tokenizer(records, vocabulary_size, teacher_tokenizer):
     )
 
 
-def distillation_batches(parts, labels, batch_size, shuffle, seed, compiled=False):
-    """A `tf.data.Dataset` of `(x, y)` for the `Distiller`: `x` holds the same examples from each of `parts`.
-
-    `parts` maps a name to packed inputs (`token_ids`, `segment_ids`, `padding_mask` [examples, seq_len]: each
-    cut to its batch's longest, rounded up as fine-tuning's `batches` does) or to an array [examples, ...] (taken
-    whole, e.g. precomputed "teacher_outputs"). Batches group similar lengths (the longest of the packed parts),
-    drawn anew each epoch when `shuffle` (see `kbert.data.batching.length_groups`).
-    """
-    packed = {name: part for name, part in parts.items() if isinstance(part, dict)}
-    arrays = {name: np.asarray(part, np.float32) for name, part in parts.items() if name not in packed}
-    lengths = {name: part["padding_mask"].sum(axis=1) for name, part in packed.items()}
-    longest = np.max(np.stack(list(lengths.values())), axis=0)
-    labels = np.asarray(labels, np.int32)
-    rng = np.random.default_rng(seed)
-
-    def generate():
-        for group in length_groups(longest, batch_size, rng if shuffle else None):
-            x = {name: array[group] for name, array in arrays.items()}
-            for name, part in packed.items():
-                length = padded_length(lengths[name][group].max(), compiled)
-                x[name] = {key: value[group, :length] for key, value in part.items()}
-            yield x, labels[group]
-
-    spec = {name: {key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS} for name in packed}
-    spec.update({name: tf.TensorSpec([None, *a.shape[1:]], tf.float32) for name, a in arrays.items()})
-    dataset = tf.data.Dataset.from_generator(
-        generate, output_signature=(spec, tf.TensorSpec([None], tf.int32))
-    )
-    steps = -(-len(longest) // batch_size)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
-
-
 def load_teacher(path, vocabulary=None):
     """The teacher model, its tokenizer and its label names from a kbert save folder or a `.keras` file."""
     loaded = load_saved(path, vocabulary=vocabulary, what="teacher")
@@ -286,7 +252,7 @@ def distill(config: DistillationConfig) -> dict:
                 student_packed = encode(records, student_tokenizer, config.seq_len)
             outputs = predict_windows(teacher, teacher_packed, config.batch_size)
             parts = {"student": student_packed, "teacher_outputs": outputs}
-            data = distillation_batches(parts, labels, config.batch_size, True, config.seed, jit)
+            data = batches(parts, labels, config.batch_size, True, config.seed, compiled=jit)
         if not labelled:
             data = data.map(lambda x, y: x)
         verbose = 2 if os.environ.get("CI") else 1
