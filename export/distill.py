@@ -11,7 +11,6 @@ Every setting and path is checked before a file is written; a refusal prints `er
 and `kbert.export.litert`.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,31 +18,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from recipes.flags import add_run_flags, config_fields, new_parser, parse, run  # noqa: E402 (Keras-free)
 
-BACKENDS = ("tensorflow", "jax", "torch")
 QUANTIZATIONS = ("none", "fp32", "fp16", "dynamic", "int8", "16x8")
 
 
-def requested_backend(argv):
-    """--backend, read before anything imports Keras (a bad value: the default, then parse_args refuses it)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--backend", default="jax")
-    backend = parser.parse_known_args(argv)[0].backend
-    return backend if backend in BACKENDS else "jax"
-
-
-def parse_args(argv):
-    from kbert.cli import add_debug_flag  # after main() has set KERAS_BACKEND: importing kbert imports Keras
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="jax",
-        help="Keras backend for training (default jax); the export always runs on tensorflow.",
-    )
+def parse_args(argv=None):
+    parser = new_parser(__doc__)
     parser.add_argument(
         "--teacher", required=True, help="fine-tuned classifier: kbert save folder or .keras."
     )
@@ -102,22 +83,19 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=3, help="training epochs (default 3).")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4).")
     parser.add_argument(
-        "--jit",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="XLA-compile the training step (default: on for JAX, and for TensorFlow with a GPU or TPU; off for "
-        "TensorFlow on CPU, where XLA is slower on batches of varying length; PyTorch: no effect).",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of shuffling, dropout and a fresh student.")
-    parser.add_argument(
         "--quantize",
         choices=QUANTIZATIONS,
         default="dynamic",
         help="LiteRT quantization of the student (default dynamic: int8 weights; none: no export).",
     )
-    parser.add_argument("--out", default="runs/distill", help="output folder (default runs/distill).")
-    add_debug_flag(parser)
-    return parser.parse_args(argv)
+    add_run_flags(
+        parser,
+        out="runs/distill",
+        seed_help="seed of shuffling, dropout and a fresh student",
+        backend_help="Keras backend for training (default jax); the export always runs on tensorflow.",
+        mixed_precision=False,
+    )
+    return parse(parser, argv)
 
 
 def export_student(args):
@@ -135,20 +113,15 @@ def export_student(args):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    os.environ["KERAS_BACKEND"] = requested_backend(argv)
     args = parse_args(argv)
-    from kbert.cli import run_reporting_errors
-
-    return run_reporting_errors(lambda: run(args), debug=args.debug)
+    return run(args, lambda: distill_and_export(args))
 
 
-def run(args):
+def distill_and_export(args):
     """Distils (the config checks every setting before a file is written), then exports the student."""
     from kbert.training.distillation import DistillationConfig, distill
 
-    skip = ("backend", "quantize", "debug")
-    metrics = distill(DistillationConfig(**{k: v for k, v in vars(args).items() if k not in skip}))
+    metrics = distill(DistillationConfig(**config_fields(args, "quantize")))
     print(json.dumps({"out": args.out, **metrics}, indent=2))
     if args.quantize == "none":
         return 0

@@ -8,19 +8,17 @@ for servers, token ids in, each checked against the Keras model in the same repo
 (with the "error") and no .tflite. Bad input: `error: ...` on stderr, exit code 2 (`--debug`: the traceback).
 """
 
-import argparse
 import os
 import sys
 
 # The export runs on the TensorFlow backend whatever backend trained the model; set before Keras is imported.
 os.environ["KERAS_BACKEND"] = "tensorflow"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from recipes.flags import add_debug_flag, new_parser, parse, run  # noqa: E402 (Keras-free)
 
 
 def parse_args(argv=None):
-    from kbert.cli import add_debug_flag
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument(
         "--model", required=True, help="a kbert save folder (model.keras, vocab.txt) or a .keras file"
     )
@@ -69,14 +67,12 @@ def parse_args(argv=None):
     )  # fmt: skip
     parser.add_argument("--latency-repeats", type=int, default=30)
     add_debug_flag(parser)
-    return parser.parse_args(argv)
+    return parse(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from kbert.cli import run_reporting_errors
-
-    return run_reporting_errors(lambda: export(args), debug=args.debug)
+    return run(args, lambda: export(args))
 
 
 def export(args):

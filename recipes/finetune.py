@@ -13,25 +13,19 @@ epoch (model.keras, vocab.txt, tokenizer_config.json, labels.json for classify a
 (dev_/test_ metrics, train_seconds). The logic lives in `kbert.training.finetuning`.
 """
 
-import argparse
 import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from recipes.flags import add_run_flags, config_fields, new_parser, parse, run  # noqa: E402 (Keras-free)
+
 TASKS = ("classify", "tag", "qa", "embed")
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv=None):
+    parser = new_parser(__doc__)
     add = parser.add_argument
-    add(
-        "--backend",
-        choices=["tensorflow", "jax", "torch"],
-        default="jax",
-        help="Keras backend (default jax).",
-    )
     add(
         "--task",
         choices=TASKS,
@@ -96,39 +90,22 @@ def parse_args(argv):
         default=1,
         help="epochs without a better dev metric before stopping (default 1).",
     )
-    add(
-        "--mixed-precision",
-        choices=["none", "bf16", "fp16"],
-        default="none",
-        help="Keras mixed precision policy (default none: float32).",
-    )
-    add(
-        "--jit",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="XLA-compile the training step (default: on for JAX, and for TensorFlow with a GPU or TPU; off for "
-        "TensorFlow on CPU, where XLA is slower on batches of varying length; PyTorch: no effect).",
-    )
-    add("--seed", type=int, default=0, help="seed of shuffling, dropout and the new head.")
-    add("--out", default="runs/finetune", help="output folder (default runs/finetune).")
-    add("--debug", action="store_true", help="on an error, show the Python traceback, not just its message.")
-    return parser.parse_args(argv)
+    add_run_flags(parser, out="runs/finetune", seed_help="seed of shuffling, dropout and the new head")
+    return parse(parser, argv)
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.environ["KERAS_BACKEND"] = args.backend
-    from kbert.cli import run_reporting_errors
+    args = parse_args(argv)
     from kbert.training.finetuning import FinetuningConfig, finetune
 
-    fields = {key: value for key, value in vars(args).items() if key not in ("backend", "debug")}
+    config = FinetuningConfig(**config_fields(args))
 
-    def run():
-        metrics = finetune(FinetuningConfig(**fields))
-        print(json.dumps({"out": args.out, **metrics}, indent=2))
+    def work():
+        metrics = finetune(config)
+        print(json.dumps({"out": config.out, **metrics}, indent=2))
         return 0
 
-    return run_reporting_errors(run, debug=args.debug)
+    return run(args, work)
 
 
 if __name__ == "__main__":

@@ -8,22 +8,16 @@ loss.png, metrics.json, TensorBoard logs (logs/) and checkpoints (checkpoints/).
 an interruption, even SIGKILL, resumes from the last checkpoint. The logic lives in `kbert.training.pretraining`.
 """
 
-import argparse
 import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from recipes.flags import add_run_flags, config_fields, new_parser, parse, run  # noqa: E402 (Keras-free)
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--backend",
-        choices=["tensorflow", "jax", "torch"],
-        default="jax",
-        help="Keras backend (set before Keras is imported). Default: jax.",
-    )
+
+def parse_args(argv=None):
+    parser = new_parser(__doc__)
     parser.add_argument(
         "--corpus",
         nargs="*",
@@ -87,20 +81,6 @@ def parse_args(argv):
         "--whole-word-masking", action="store_true", help="mask all pieces of a word together."
     )
     parser.add_argument(
-        "--mixed-precision",
-        choices=["none", "bf16", "fp16"],
-        default="none",
-        help="Keras mixed precision policy (default none: float32).",
-    )
-    parser.add_argument(
-        "--jit",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="compile the training step: XLA on TensorFlow and JAX, torch.compile on PyTorch (default: XLA on "
-        "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after several "
-        "hundred steps).",
-    )
-    parser.add_argument(
         "--grad-accum",
         type=int,
         default=1,
@@ -126,32 +106,31 @@ def parse_args(argv):
         help="JAX: shard the encoder's weights over this many devices (keras.distribution.ModelParallel); "
         "the batch is split over the device groups left (default 1: off).",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of data, masks, dropout and initialisation (default 0)."
+    add_run_flags(
+        parser,
+        out="runs/pretrain",
+        seed_help="seed of data, masks, dropout and initialisation",
+        jit_help="compile the training step: XLA on TensorFlow and JAX, torch.compile on PyTorch (default: XLA on "
+        "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after several "
+        "hundred steps).",
     )
-    parser.add_argument("--out", default="runs/pretrain", help="output folder (default runs/pretrain).")
-    parser.add_argument(
-        "--debug", action="store_true", help="on an error, show the Python traceback, not just its message."
-    )
-    return parser.parse_args(argv)
+    return parse(parser, argv)
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.environ["KERAS_BACKEND"] = args.backend
-    from kbert.cli import run_reporting_errors
+    args = parse_args(argv)
     from kbert.training.pretraining import PretrainingConfig, pretrain
 
-    fields = {name: value for name, value in vars(args).items() if name not in ("backend", "debug")}
+    fields = config_fields(args)
     fields["lowercase"] = not fields.pop("cased")
     config = PretrainingConfig(**fields)
 
-    def run():
+    def work():
         metrics = pretrain(config)
         print(json.dumps({"out": config.out, **metrics}, indent=2))
         return 0
 
-    return run_reporting_errors(run, debug=args.debug)
+    return run(args, work)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,12 @@ from kbert.training.checkpoints import check_output_folder
 from kbert.training.distiller import Distiller
 from kbert.training.metrics import classification_metrics
 from kbert.training.optimizers import create_optimizer
+from kbert.training.runs import RunSettings, begin_run
 from kbert.training.students import check_task_model, make_student, student_from_teacher
 
 
 @dataclasses.dataclass
-class DistillationConfig:
+class DistillationConfig(RunSettings):
     """Everything a distillation run needs; the command line maps one flag to each field.
 
     Attributes:
@@ -71,11 +72,10 @@ class DistillationConfig:
     lr: float = 1e-4
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
-    jit: bool | None = None
-    seed: int = 0
     out: str = "runs/distill"
 
     def __post_init__(self):
+        self.check_run_settings()
         for name, value, example in (("lr", self.lr, "1e-4"), ("temperature", self.temperature, "2")):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}={value!r}; it must be a finite number > 0, such as {example}")
@@ -187,7 +187,7 @@ def distill(config: DistillationConfig) -> dict:
     Returns the metrics. Every path is checked (`check_paths`), and every input read, before a file is written.
     """
     check_paths(config)
-    keras.utils.set_random_seed(config.seed)
+    begin_run(config)
     loaded = load_teacher(config.teacher, config.vocab)
     teacher, tokenizer = loaded.model, loaded.tokenizer
     if not isinstance(teacher, BertClassifier):

@@ -20,11 +20,11 @@ from kbert.training.finetuning_tasks import TASKS
 from kbert.training.lora import count_parameters, enable_lora, merged_copy
 from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)
 from kbert.training.optimizers import create_optimizer
-from kbert.training.pretraining import MIXED_PRECISION
+from kbert.training.runs import RunSettings, begin_run
 
 
 @dataclasses.dataclass
-class FinetuningConfig:
+class FinetuningConfig(RunSettings):
     """Everything a fine-tuning run needs; the command line maps one flag to each field.
 
     Attributes:
@@ -61,9 +61,6 @@ class FinetuningConfig:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     patience: int = 1
-    mixed_precision: str = "none"
-    jit: bool | None = None
-    seed: int = 0
     out: str = "runs/finetune"
 
 
@@ -122,8 +119,7 @@ class _BestOnDev(keras.callbacks.Callback):
 def _check_config(config):
     if config.task not in TASKS:
         raise ValueError(f"task={config.task!r}; choose one of {list(TASKS)}")
-    if config.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
+    config.check_run_settings()
     if config.long_text not in LONG_TEXT:
         raise ValueError(f"long_text={config.long_text!r}; choose one of {list(LONG_TEXT)}")
     for name in ("seq_len", "doc_stride", "max_answer_length", "batch_size", "epochs", "patience"):
@@ -158,8 +154,7 @@ def finetune(config: FinetuningConfig) -> dict:
             the epochs before, if any.
     """
     _check_config(config)
-    keras.utils.set_random_seed(config.seed)
-    keras.config.set_dtype_policy(MIXED_PRECISION[config.mixed_precision])
+    begin_run(config)
 
     task = TASKS[config.task](config)
     train_records = task.read(config.train)

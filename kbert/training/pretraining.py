@@ -33,15 +33,15 @@ from kbert.text import WordPieceTokenizer, learn_vocabulary
 from kbert.training.checkpoints import TrainingCheckpoint, check_output_folder
 from kbert.training.distribution import batch_shards, data_parallel, model_parallel
 from kbert.training.optimizers import create_optimizer
+from kbert.training.runs import RunSettings, begin_run
 
-MIXED_PRECISION = {"none": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 # Settings a resumed run may change: where it writes, how it executes, and the learning rate (to go on from the
 # last good checkpoint with a lower one after a NaN loss). The others must match the checkpoint's.
 FREE_ACROSS_RESUME = ("out", "jit", "data_parallel", "model_parallel", "lr", "warmup_steps")
 
 
 @dataclasses.dataclass
-class PretrainingConfig:
+class PretrainingConfig(RunSettings):
     """Everything a pretraining run needs; the command line maps one flag to each field.
 
     Attributes:
@@ -87,13 +87,10 @@ class PretrainingConfig:
     optimizer: str = "adamw"
     objective: str = "nsp"
     whole_word_masking: bool = False
-    mixed_precision: str = "none"
-    jit: bool | None = None
     grad_accum: int = 1
     checkpoint_every: int | None = None
     data_parallel: bool = False
     model_parallel: int = 1
-    seed: int = 0
     eval_batches: int = 8
     out: str = "runs/pretrain"
 
@@ -217,8 +214,7 @@ def _warmup_steps(config):
 
 def _check_config(config):
     """Every setting in range, before anything is read or written."""
-    if config.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"mixed_precision={config.mixed_precision!r}; choose one of {list(MIXED_PRECISION)}")
+    config.check_run_settings()
     if config.objective not in ("nsp", "sop", "mlm"):
         raise ValueError(f"objective={config.objective!r}; choose 'nsp', 'sop' or 'mlm'")
     for name in ("steps", "batch_size", "grad_accum", "max_predictions", "eval_batches", "model_parallel"):
@@ -341,8 +337,7 @@ def pretrain(config: PretrainingConfig) -> dict:
     corpus_key = corpus_digest(documents)
     tokenizer = _tokenizer(config, documents)
     _check_existing_run(config, tokenizer)
-    keras.utils.set_random_seed(config.seed)
-    keras.config.set_dtype_policy(MIXED_PRECISION[config.mixed_precision])
+    begin_run(config)
     distribution = _distribution(config)
     if config.batch_size % batch_shards(distribution):
         raise ValueError(
