@@ -8,6 +8,7 @@ remedies in order (`FALLBACKS`) until one keeps within the budget. On request th
 `kbert.export.servers` (SavedModel, ONNX) are written beside it, checked the same way.
 """
 
+import dataclasses
 import errno
 import functools
 import json
@@ -39,6 +40,11 @@ QUANTIZED_MASK_LOGIT = -100.0
 METADATA_VOCABULARY = "vocab.txt"
 METADATA_LABELS = "labels.json"
 METADATA_CONFIG = "kbert_config.json"
+# Outputs whose argmax is the task's answer (their agreement with Keras is the accuracy drop's measure).
+TASK_OUTPUTS = ("logits", "start_logits", "end_logits", mediapipe.PROBABILITY)
+# The shipped attempt's figures copied to the top of the report (and, where measured, the task's).
+SHIPPED_FIGURES = ("file_size_bytes", "outputs", "latency_ms", "accuracy_drop_points", "graph_rewrites")
+TASK_FIGURES = ("argmax_agreement", "keras_accuracy", "litert_accuracy")
 
 # Text a string-in model must tokenize like kbert's tokenizer: accents, CJK, emoji, control and zero-width
 # characters, an over-long word, literal special tokens, empty and whitespace-only lines, a text past the length.
@@ -199,6 +205,55 @@ def export_litert(
     """
     require_tensorflow_backend()
     started = time.perf_counter()
+    plan = _plan(
+        model, output, quantization, sequence_length, dynamic_length, with_tokenizer, with_pair,
+        representative_texts, eval_records, num_calibration, num_eval, max_accuracy_drop, vocabulary, labels,
+        latency_repeats, server_formats, graph_rewrites, for_mediapipe, logits, demo,
+    )  # fmt: skip
+    inputs = _parity_inputs(plan)
+    attempts, shipped = _convert_and_verify(plan, inputs)
+    os.makedirs(os.path.dirname(os.path.abspath(plan.output)), exist_ok=True)
+    report = _report(plan, inputs, attempts, shipped, _server_reports(plan, inputs))
+    report["seconds"] = time.perf_counter() - started
+    if not shipped:
+        _fail(plan, report, attempts)
+    return _ship(plan, inputs, report, shipped)
+
+
+@dataclasses.dataclass
+class _Plan:
+    """An export's checked settings, with what follows from them."""
+
+    loaded: LoadedModel
+    output: str
+    quantization: str
+    sequence_length: int
+    dynamic_length: bool
+    with_tokenizer: bool
+    with_pair: bool
+    max_accuracy_drop: float | None
+    latency_repeats: int
+    server_formats: tuple
+    graph_rewrites: bool
+    demo: bool
+    mediapipe_layout: bool  # the file gets MediaPipe's input order, metadata and packed files
+    unservable: str | None  # why MediaPipe cannot serve the model, or None
+    probabilities: bool  # a classifier's softmax inside the file
+    calibration_texts: list | None
+    records: list  # the eval records
+    label_ids: object  # their labels as class ids, or None
+
+    @property
+    def report_path(self):
+        return os.path.splitext(self.output)[0] + ".report.json"
+
+
+def _plan(
+    model, output, quantization, sequence_length, dynamic_length, with_tokenizer, with_pair, representative_texts,
+    eval_records, num_calibration, num_eval, max_accuracy_drop, vocabulary, labels, latency_repeats,
+    server_formats, graph_rewrites, for_mediapipe, logits, demo,
+):  # fmt: skip
+    """Checks every argument, before anything is converted or written (see `export_litert`)."""
     output = os.fspath(output)
     _check_writable(output)
     if quantization not in converter.QUANTIZATIONS:
@@ -206,47 +261,16 @@ def export_litert(
     _check_settings(sequence_length, num_calibration, num_eval, max_accuracy_drop, latency_repeats)
     if eval_records is not None and not eval_records:
         raise ExportError("eval_records is empty; give held-out records, or None for the built-in corpus")
-    loaded = _as_loaded(model, vocabulary, labels)
-    graphs.check_exportable(loaded.model)
-    tokenizer = loaded.tokenizer
-    model_class = type(loaded.model).__name__
-    unservable = mediapipe.unservable_reason(
-        loaded.model, tokenizer, with_tokenizer, with_pair, loaded.labels, dynamic_length
-    )
-    if for_mediapipe and unservable:
-        raise ExportError(f"cannot export for MediaPipe: {unservable}; export without for_mediapipe")
-    mediapipe_layout = unservable is None and for_mediapipe is not False
-    if demo:
-        if not mediapipe_layout:
-            raise ExportError(
-                f"the web demo runs the file in MediaPipe, which cannot serve it: {unservable or 'for_mediapipe=False'}"
-            )
-        web.check_demo_folder(web.demo_folder(output))
-    probabilities = loaded.model.mediapipe_task == mediapipe.CLASSIFIER and not with_tokenizer and not logits
-    if with_tokenizer and tokenizer is None:
-        raise ExportError(
-            "with_tokenizer needs the model's vocabulary: pass a kbert save folder (vocab.txt) or vocabulary=..."
-        )
     unknown = sorted(set(server_formats) - set(servers.SERVER_FORMATS))
     if unknown:
         raise ValueError(f"server_formats {unknown}; choose from {servers.SERVER_FORMATS}")
-    if with_tokenizer and quantization in converter.CALIBRATED:
-        raise ExportError(
-            f"quantization={quantization!r} calibrates in a LiteRT interpreter that lacks the tensorflow-text ops; "
-            "export the string-in model as 'dynamic' (int8 weights) or export token ids in with full int8"
-        )
-
-    calibration_texts = None
-    if quantization in converter.CALIBRATED:
-        if representative_texts is None:
-            if tokenizer is None:
-                raise ExportError(
-                    "full-integer calibration needs real text and the model's vocabulary: pass vocabulary=..."
-                )
-            representative_texts = default_texts(num_calibration)
-        calibration_texts = [text for text in representative_texts if str(text).strip()]
-        if not calibration_texts:
-            raise ExportError("the representative set is empty; give calibration text (one text a line)")
+    loaded = _as_loaded(model, vocabulary, labels)
+    graphs.check_exportable(loaded.model)
+    _check_tokenizer_inside(loaded, with_tokenizer, quantization)
+    unservable = mediapipe.unservable_reason(
+        loaded.model, loaded.tokenizer, with_tokenizer, with_pair, loaded.labels, dynamic_length
+    )
+    mediapipe_layout = _check_mediapipe(output, unservable, for_mediapipe, demo)
     records = (
         eval_records
         if eval_records is not None
@@ -254,182 +278,259 @@ def export_litert(
     )
     label_ids = _label_ids(records, loaded.labels)
     _check_sequence_length(loaded.model, sequence_length)
+    return _Plan(
+        loaded=loaded,
+        output=output,
+        quantization=quantization,
+        sequence_length=sequence_length,
+        dynamic_length=dynamic_length,
+        with_tokenizer=with_tokenizer,
+        with_pair=with_pair,
+        max_accuracy_drop=max_accuracy_drop,
+        latency_repeats=latency_repeats,
+        server_formats=tuple(server_formats),
+        graph_rewrites=graph_rewrites,
+        demo=demo,
+        mediapipe_layout=mediapipe_layout,
+        unservable=unservable,
+        probabilities=loaded.model.mediapipe_task == mediapipe.CLASSIFIER and not with_tokenizer and not logits,
+        calibration_texts=_calibration_texts(loaded, quantization, representative_texts, num_calibration),
+        records=records,
+        label_ids=label_ids,
+    )
 
-    if with_tokenizer:
-        function = graphs.text_function(loaded.model, tokenizer, sequence_length, with_pair)
-        examples, reference, masks, text_checks = _string_parity_inputs(
-            loaded, records, sequence_length, with_pair
+
+def _check_tokenizer_inside(loaded, with_tokenizer, quantization):
+    """Raises `ExportError` for a string-in file without a vocabulary, or with a calibrated quantization."""
+    if with_tokenizer and loaded.tokenizer is None:
+        raise ExportError(
+            "with_tokenizer needs the model's vocabulary: pass a kbert save folder (vocab.txt) or vocabulary=..."
         )
+    if with_tokenizer and quantization in converter.CALIBRATED:
+        raise ExportError(
+            f"quantization={quantization!r} calibrates in a LiteRT interpreter that lacks the tensorflow-text ops; "
+            "export the string-in model as 'dynamic' (int8 weights) or export token ids in with full int8"
+        )
+
+
+def _check_mediapipe(output, unservable, for_mediapipe, demo):
+    """Whether the file gets the MediaPipe layout; raises `ExportError` where it is required and impossible."""
+    if for_mediapipe and unservable:
+        raise ExportError(f"cannot export for MediaPipe: {unservable}; export without for_mediapipe")
+    layout = unservable is None and for_mediapipe is not False
+    if demo:
+        if not layout:
+            raise ExportError(
+                f"the web demo runs the file in MediaPipe, which cannot serve it: {unservable or 'for_mediapipe=False'}"
+            )
+        web.check_demo_folder(web.demo_folder(output))
+    return layout
+
+
+def _calibration_texts(loaded, quantization, representative_texts, num_calibration):
+    """The calibration texts of a calibrated quantization (default: the built-in corpus), or None."""
+    if quantization not in converter.CALIBRATED:
+        return None
+    if representative_texts is None:
+        if loaded.tokenizer is None:
+            raise ExportError(
+                "full-integer calibration needs real text and the model's vocabulary: pass vocabulary=..."
+            )
+        representative_texts = default_texts(num_calibration)
+    texts = [text for text in representative_texts if str(text).strip()]
+    if not texts:
+        raise ExportError("the representative set is empty; give calibration text (one text a line)")
+    return texts
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """The TensorFlow function to convert, the eval examples and Keras' outputs on them, calibration data."""
+
+    function: object
+    examples: list
+    reference: list
+    masks: list
+    text_checks: dict | None
+    representative: object  # a generator function of calibration examples, or None
+
+
+def _parity_inputs(plan):
+    """The function to convert and the examples that verify it (see `_Inputs`)."""
+    loaded, length = plan.loaded, plan.sequence_length
+    if plan.with_tokenizer:
+        function = graphs.text_function(loaded.model, loaded.tokenizer, length, plan.with_pair)
+        examples, reference, masks, text_checks = _string_parity_inputs(loaded, plan.records, length, plan.with_pair)
     else:
         function = graphs.token_ids_function(
-            loaded.model, None if dynamic_length else sequence_length, probabilities=probabilities
+            loaded.model, None if plan.dynamic_length else length, probabilities=plan.probabilities
         )
-        examples = _token_examples(loaded, records, sequence_length)
-        reference = _keras_outputs(loaded.model, examples, probabilities)
+        examples = _token_examples(loaded, plan.records, length)
+        reference = _keras_outputs(loaded.model, examples, plan.probabilities)
         masks = [example["padding_mask"] for example in examples]
         text_checks = None
     representative = None
-    if calibration_texts is not None:
-        calibration = _token_examples(loaded, [{"text": text} for text in calibration_texts], sequence_length)
+    if plan.calibration_texts is not None:
+        calibration = _token_examples(loaded, [{"text": text} for text in plan.calibration_texts], length)
 
         def representative():
             yield from calibration
 
-    task_outputs = [
-        name for name in reference[0] if name in ("logits", "start_logits", "end_logits", graphs.PROBABILITY)
-    ]
-    attempts, shipped, rewritten = [], None, {}
-    for attempt_quantization in FALLBACKS.get(quantization, (quantization,)):
+    return _Inputs(function, examples, reference, masks, text_checks, representative)
+
+
+def _convert_and_verify(plan, inputs):
+    """Converts with each quantization of the request's fallbacks, until one keeps within the accuracy budget.
+
+    Returns:
+        `(attempts, shipped)`: a report entry per attempt; `shipped` is `(quantization, flatbuffer, cosines,
+        raw outputs)` of the kept one, or None.
+    """
+    rewritten = {}
+    attempts = []
+    for quantization in FALLBACKS.get(plan.quantization, (plan.quantization,)):
         attempt_started = time.perf_counter()
-        attempt_function, variables, rewrites = function, loaded.model.weights, None
-        if graph_rewrites and not with_tokenizer:
-            options = _rewrite_options(attempt_quantization)
+        function, variables, rewrites = inputs.function, plan.loaded.model.weights, None
+        if plan.graph_rewrites and not plan.with_tokenizer:
+            options = _rewrite_options(quantization)
             if options not in rewritten:
-                rewritten[options] = rewrite.rewrite_function(function, *options)
-            attempt_function, rewrites = rewritten[options]
+                rewritten[options] = rewrite.rewrite_function(inputs.function, *options)
+            function, rewrites = rewritten[options]
             variables = []  # frozen into the rewritten graph
         try:
             flatbuffer = converter.convert_function(
-                attempt_function,
-                variables,
-                attempt_quantization,
-                representative,
-                custom_ops=with_tokenizer,
+                function, variables, quantization, inputs.representative, custom_ops=plan.with_tokenizer
             )
         except RuntimeError as error:
             # The calibrating quantizer fails on some graphs (16x8 on the int32 index arithmetic of embedding
             # lookups); record it and try the next remedy.
-            if attempt_quantization not in converter.CALIBRATED:
+            if quantization not in converter.CALIBRATED:
                 raise
-            attempts.append(
-                {
-                    "quantization": attempt_quantization,
-                    "remedy": REMEDIES.get(attempt_quantization),
-                    "error": str(error).strip().splitlines()[0],
-                }
-            )
+            first_line = str(error).strip().splitlines()[0]
+            attempts.append({"quantization": quantization, "remedy": REMEDIES.get(quantization), "error": first_line})
             continue
-        runner = verify.interpreter(flatbuffer, custom_ops=with_tokenizer).get_signature_runner()
-        candidate = verify.run_examples(runner, examples)
-        raw_candidate = [dict(outputs) for outputs in candidate]
-        if with_tokenizer:
-            candidate, text_checks = _trim_to_real_tokens(
-                candidate, reference, text_checks, records, tokenizer
-            )
-        summary, cosines = verify.compare_outputs(reference, candidate, masks)
-        summary.pop("token_ids", None)
-        task = (
-            verify.task_agreement(reference, candidate, task_outputs, label_ids, masks)
-            if task_outputs
-            else {}
-        )
-        drop = verify.accuracy_drop_points(task, summary)
-        attempt = {
-            "quantization": attempt_quantization,
-            "remedy": REMEDIES.get(attempt_quantization),
-            "graph_rewrites": rewrites,
-            "file_size_bytes": len(flatbuffer),
-            "outputs": summary,
-            **task,
-            "accuracy_drop_points": drop,
-            "latency_ms": verify.median_latency_ms(runner, examples[0], repeats=latency_repeats),
-            "op_counts": dict(converter.op_counts(flatbuffer).most_common()),
-            "seconds": time.perf_counter() - attempt_started,
-        }
+        attempt, cosines, raw = _verify_attempt(plan, inputs, quantization, flatbuffer, rewrites)
+        attempt["seconds"] = time.perf_counter() - attempt_started
         attempts.append(attempt)
-        if max_accuracy_drop is None or drop <= max_accuracy_drop:
-            shipped = (attempt_quantization, flatbuffer, cosines, raw_candidate)
-            break
+        if plan.max_accuracy_drop is None or attempt["accuracy_drop_points"] <= plan.max_accuracy_drop:
+            return attempts, (quantization, flatbuffer, cosines, raw)
+    return attempts, None
 
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    server_reports = None
-    if server_formats:
-        token_examples = examples if not with_tokenizer else _token_examples(loaded, records, sequence_length)
-        server_reports = servers.export_servers(
-            loaded.model,
-            output,
-            server_formats,
-            token_examples,
-            reference if not with_tokenizer else _keras_outputs(loaded.model, token_examples),
-            [example["padding_mask"] for example in token_examples],
-            latency_repeats=latency_repeats,
+
+def _verify_attempt(plan, inputs, quantization, flatbuffer, rewrites):
+    """Runs a converted file on the eval examples against Keras: `(report entry, per-example cosines, raw
+    outputs)`."""
+    runner = verify.interpreter(flatbuffer, custom_ops=plan.with_tokenizer).get_signature_runner()
+    candidate = verify.run_examples(runner, inputs.examples)
+    raw = [dict(outputs) for outputs in candidate]
+    if plan.with_tokenizer:
+        candidate, inputs.text_checks = _trim_to_real_tokens(
+            candidate, inputs.reference, inputs.text_checks, plan.records, plan.loaded.tokenizer
         )
+    summary, cosines = verify.compare_outputs(inputs.reference, candidate, inputs.masks)
+    summary.pop("token_ids", None)
+    task_outputs = [name for name in inputs.reference[0] if name in TASK_OUTPUTS]
+    task = (
+        verify.task_agreement(inputs.reference, candidate, task_outputs, plan.label_ids, inputs.masks)
+        if task_outputs
+        else {}
+    )
+    attempt = {
+        "quantization": quantization,
+        "remedy": REMEDIES.get(quantization),
+        "graph_rewrites": rewrites,
+        "file_size_bytes": len(flatbuffer),
+        "outputs": summary,
+        **task,
+        "accuracy_drop_points": verify.accuracy_drop_points(task, summary),
+        "latency_ms": verify.median_latency_ms(runner, inputs.examples[0], repeats=plan.latency_repeats),
+        "op_counts": dict(converter.op_counts(flatbuffer).most_common()),
+    }
+    return attempt, cosines, raw
+
+
+def _server_reports(plan, inputs):
+    """The server formats asked for, written and checked (`kbert.export.servers`), or None."""
+    if not plan.server_formats:
+        return None
+    loaded = plan.loaded
+    if plan.with_tokenizer:
+        examples = _token_examples(loaded, plan.records, plan.sequence_length)
+        reference = _keras_outputs(loaded.model, examples)
+    else:
+        examples, reference = inputs.examples, inputs.reference
+    masks = [example["padding_mask"] for example in examples]
+    return servers.export_servers(
+        loaded.model, plan.output, plan.server_formats, examples, reference, masks, latency_repeats=plan.latency_repeats
+    )
+
+
+def _report(plan, inputs, attempts, shipped, server_reports):
+    """The report of an export: its settings, every attempt, and the shipped attempt's figures."""
+    loaded = plan.loaded
     report = {
-        "name": os.path.basename(output),
+        "name": os.path.basename(plan.output),
         "source": loaded.source,
         "model_class": type(loaded.model).__name__,
-        "requested": quantization,
+        "requested": plan.quantization,
         "shipped": shipped[0] if shipped else None,
         "remedy": REMEDIES.get(shipped[0]) if shipped else None,
-        "with_tokenizer": with_tokenizer,
-        "sequence_length": sequence_length,
-        "dynamic_length": dynamic_length and not with_tokenizer,
-        "num_eval_examples": len(examples),
-        "num_calibration_texts": len(calibration_texts or []),
-        "eval_inputs": "token ids of real text"
-        if tokenizer is not None
-        else "random token ids (no vocabulary)",
-        "max_accuracy_drop": max_accuracy_drop,
+        "with_tokenizer": plan.with_tokenizer,
+        "sequence_length": plan.sequence_length,
+        "dynamic_length": plan.dynamic_length and not plan.with_tokenizer,
+        "num_eval_examples": len(inputs.examples),
+        "num_calibration_texts": len(plan.calibration_texts or []),
+        "eval_inputs": "token ids of real text" if loaded.tokenizer is not None else "random token ids (no vocabulary)",
+        "max_accuracy_drop": plan.max_accuracy_drop,
         "keras_float32_weights_bytes": int(sum(np.prod(w.shape) * 4 for w in loaded.model.weights)),
-        "latency_setup": f"median of {latency_repeats} calls, batch 1, {verify.LATENCY_THREADS} threads",
+        "latency_setup": f"median of {plan.latency_repeats} calls, batch 1, {verify.LATENCY_THREADS} threads",
         "attempts": attempts,
-        "tokenizer_checks": text_checks,
+        "tokenizer_checks": inputs.text_checks,
         "servers": server_reports,
     }
     if shipped:
         best = attempts[-1]
-        report.update(
-            {
-                key: best[key]
-                for key in (
-                    "file_size_bytes",
-                    "outputs",
-                    "latency_ms",
-                    "accuracy_drop_points",
-                    "graph_rewrites",
-                )
-            }
-        )
-        report.update(
-            {
-                key: best[key]
-                for key in ("argmax_agreement", "keras_accuracy", "litert_accuracy")
-                if key in best
-            }
-        )
-        main_output = next(iter(best["outputs"]))
-        report["per_example_cosine"] = shipped[2][main_output]
-    report["seconds"] = time.perf_counter() - started
-    report_path = os.path.splitext(output)[0] + ".report.json"
-    if not shipped:
-        tried = "; ".join(
-            f"{a['quantization']}: "
-            + (f"drop {a['accuracy_drop_points']:.2f}" if "error" not in a else a["error"])
-            for a in attempts
-        )
-        kept = " (the file already there is left as it was)" if os.path.exists(output) else ""
-        report["error"] = (
-            f"no LiteRT file kept within max_accuracy_drop={max_accuracy_drop} points ({tried}); nothing written "
-            f"to {output!r}{kept}, see {report_path}. Try another quantization, more calibration text, or a "
-            f"larger budget"
-        )
-        verify.write_report(report, report_path)
-        raise ExportError(report["error"])
-    data = _with_metadata(loaded, report, with_tokenizer, with_pair, shipped[1], mediapipe_layout)
-    _check_unchanged(data, examples, shipped[3], with_tokenizer)
-    report["mediapipe"] = _mediapipe_report(
-        loaded, data, records, examples, reference, sequence_length, mediapipe_layout, unservable
+        shown = SHIPPED_FIGURES + tuple(key for key in TASK_FIGURES if key in best)
+        report.update({key: best[key] for key in shown})
+        report["per_example_cosine"] = shipped[2][next(iter(best["outputs"]))]
+    return report
+
+
+def _fail(plan, report, attempts):
+    """Writes the report of an export that kept no file, and raises its `ExportError`."""
+    tried = "; ".join(
+        f"{a['quantization']}: " + (f"drop {a['accuracy_drop_points']:.2f}" if "error" not in a else a["error"])
+        for a in attempts
     )
-    _remove_report(report_path)  # an earlier export's: from here until the new one is written there is none
-    write_bytes(data, output)
-    if demo:
+    kept = " (the file already there is left as it was)" if os.path.exists(plan.output) else ""
+    report["error"] = (
+        f"no LiteRT file kept within max_accuracy_drop={plan.max_accuracy_drop} points ({tried}); nothing written "
+        f"to {plan.output!r}{kept}, see {plan.report_path}. Try another quantization, more calibration text, or a "
+        f"larger budget"
+    )
+    verify.write_report(report, plan.report_path)
+    raise ExportError(report["error"])
+
+
+def _ship(plan, inputs, report, shipped):
+    """Adds the metadata, checks the final bytes, then writes the file, the demo and the report, in that order."""
+    loaded = plan.loaded
+    data = _with_metadata(loaded, report, plan.with_tokenizer, plan.with_pair, shipped[1], plan.mediapipe_layout)
+    _check_unchanged(data, inputs.examples, shipped[3], plan.with_tokenizer)
+    report["mediapipe"] = _mediapipe_report(
+        loaded, data, plan.records, inputs.examples, inputs.reference, plan.sequence_length,
+        plan.mediapipe_layout, plan.unservable,
+    )  # fmt: skip
+    _remove_report(plan.report_path)  # an earlier export's: from here until the new one is written there is none
+    write_bytes(data, plan.output)
+    if plan.demo:
         report["demo"] = web.write_demo(
-            web.demo_folder(output),
+            web.demo_folder(plan.output),
             data,
             loaded.model.mediapipe_task,
-            f"{os.path.basename(output)}: kbert {model_class} in MediaPipe Tasks for Web",
+            f"{os.path.basename(plan.output)}: kbert {type(loaded.model).__name__} in MediaPipe Tasks for Web",
         )
-    verify.write_report(report, report_path)
+    verify.write_report(report, plan.report_path)
     return report
 
 
