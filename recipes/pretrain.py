@@ -18,6 +18,22 @@ from recipes.flags import add_run_flags, config_fields, new_parser, parse, run  
 
 def parse_args(argv=None):
     parser = new_parser(__doc__)
+    add_corpus_and_model_flags(parser)
+    add_training_flags(parser)
+    add_device_flags(parser)
+    add_run_flags(
+        parser,
+        out="runs/pretrain",
+        seed_help="seed of data, masks, dropout and initialisation",
+        jit_help="compile the training step: XLA on TensorFlow and JAX, torch.compile on PyTorch (default: XLA on "
+        "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after several "
+        "hundred steps).",
+    )
+    return parse(parser, argv)
+
+
+def add_corpus_and_model_flags(parser):
+    """--corpus, --vocab, --init, --vocab-size, --cased, --size, --config."""
     parser.add_argument(
         "--corpus",
         nargs="*",
@@ -43,6 +59,10 @@ def parse_args(argv=None):
         "(default tiny: 2 layers, width 128).",
     )
     parser.add_argument("--config", help="a model config JSON (kbert.BertConfig fields); overrides --size.")
+
+
+def add_training_flags(parser):
+    """The data and the optimisation: --seq-len ... --checkpoint-every."""
     parser.add_argument("--seq-len", type=int, default=128, help="packed sequence length (default 128).")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32).")
     parser.add_argument("--steps", type=int, default=500, help="optimizer steps (default 500).")
@@ -94,6 +114,10 @@ def parse_args(argv=None):
         "divisor of --steps up to 50). Rerunning the same command after an interruption resumes from the "
         "last checkpoint in --out/checkpoints.",
     )
+
+
+def add_device_flags(parser):
+    """--data-parallel, --model-parallel (JAX)."""
     parser.add_argument(
         "--data-parallel",
         action="store_true",
@@ -106,15 +130,6 @@ def parse_args(argv=None):
         help="JAX: shard the encoder's weights over this many devices (keras.distribution.ModelParallel); "
         "the batch is split over the device groups left (default 1: off).",
     )
-    add_run_flags(
-        parser,
-        out="runs/pretrain",
-        seed_help="seed of data, masks, dropout and initialisation",
-        jit_help="compile the training step: XLA on TensorFlow and JAX, torch.compile on PyTorch (default: XLA on "
-        "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after several "
-        "hundred steps).",
-    )
-    return parse(parser, argv)
 
 
 def main(argv=None):

@@ -188,39 +188,53 @@ def distill(config: DistillationConfig) -> dict:
     """
     check_paths(config)
     begin_run(config)
+    run = _prepare(config)
+    metrics = _train_student(run)
+    if run.dev_records:
+        metrics.update(_dev_metrics(run))
+    _save(run, metrics)
+    return metrics
+
+
+@dataclasses.dataclass
+class _Run:
+    """A distillation run with its inputs read and checked, and its student built."""
+
+    config: DistillationConfig
+    teacher: keras.Model
+    tokenizer: WordPieceTokenizer
+    student: keras.Model
+    student_tokenizer: WordPieceTokenizer  # the teacher's, unless the student learned its own vocabulary
+    label_names: list
+    train_records: list
+    dev_records: list | None
+    unlabeled: list  # the texts of general distillation
+
+    @property
+    def separate_inputs(self):
+        return self.student_tokenizer is not self.tokenizer
+
+    def label_array(self, records, labelled=True):
+        label_ids = {name: index for index, name in enumerate(self.label_names)}
+        return np.asarray([label_ids[str(r["label"])] if labelled else 0 for r in records], np.int32)
+
+
+def _prepare(config):
+    """Reads the teacher and every file, checks the labels, and builds the student (see `_Run`)."""
     loaded = load_teacher(config.teacher, config.vocab)
     teacher, tokenizer = loaded.model, loaded.tokenizer
     if not isinstance(teacher, BertClassifier):
         raise ValueError(
             f"distill() reads classification records, but the teacher is a {type(teacher).__name__}; for other "
-            f"tasks use kbert.export.Distiller with your own data"
+            f"tasks use kbert.training.Distiller with your own data"
         )
     train_records = read_records(config.train)
     dev_records = read_records(config.dev) if config.dev else None
     unlabeled = read_texts(config.unlabeled) if config.unlabeled else train_records
     label_names = loaded.labels or sorted({str(r["label"]) for r in train_records})
-    if len(label_names) != teacher.num_classes:
-        raise ValueError(
-            f"{len(label_names)} labels in the training file but the teacher has num_classes="
-            f"{teacher.num_classes}; give the teacher's save folder (with labels.json)"
-        )
-    label_ids = {name: index for index, name in enumerate(label_names)}
-    for name, records in [("train", train_records), ("dev", dev_records or [])]:
-        unknown = sorted({str(r["label"]) for r in records} - set(label_ids))
-        if unknown:
-            raise ValueError(f"the {name} file has label(s) the teacher does not know: {unknown[:10]}")
-
-    student_tokenizer = tokenizer
-    if config.student_vocabulary_size:
-        if config.hidden_loss or config.attention_loss or config.general_epochs:
-            raise ValueError(
-                "a student vocabulary tokenizes the text differently from the teacher, so hidden-state, "
-                "attention and general distillation (which compare token by token) do not apply; drop "
-                "--hidden-loss, --attention-loss and --general-epochs, or the student vocabulary"
-            )
-        student_tokenizer = learn_student_tokenizer(train_records, config.student_vocabulary_size, tokenizer)
-    separate_inputs = student_tokenizer is not tokenizer
-    new_tokenizer = student_tokenizer if separate_inputs else None
+    _check_labels(label_names, teacher, {"train": train_records, "dev": dev_records or []})
+    student_tokenizer = _student_tokenizer(config, train_records, tokenizer)
+    new_tokenizer = student_tokenizer if student_tokenizer is not tokenizer else None
     if config.student_layers is not None:
         student = student_from_teacher(teacher, config.student_layers, tokenizer=new_tokenizer)
     else:
@@ -230,52 +244,46 @@ def distill(config: DistillationConfig) -> dict:
             raise ValueError(
                 f"seq_len={config.seq_len} > max_sequence_length {model.backbone.config.max_sequence_length}"
             )
+    return _Run(
+        config, teacher, tokenizer, student, student_tokenizer, label_names, train_records, dev_records, unlabeled
+    )
 
-    def label_array(records, labelled=True):
-        return np.asarray([label_ids[str(r["label"])] if labelled else 0 for r in records], np.int32)
 
-    def train(distiller, records, epochs, labelled=True):
-        total_steps = -(-len(records) // config.batch_size) * epochs
-        warmup = int(config.warmup_ratio * total_steps)
-        jit = varying_shape_jit(config.jit)
-        distiller.compile(
-            optimizer=create_optimizer("adamw", config.lr, warmup, total_steps, config.weight_decay),
-            jit_compile=jit,
+def _check_labels(label_names, teacher, files):
+    """Raises `ValueError` when the label names do not fit the teacher, or a file (`{name: records}`) has others."""
+    if len(label_names) != teacher.num_classes:
+        raise ValueError(
+            f"{len(label_names)} labels in the training file but the teacher has num_classes="
+            f"{teacher.num_classes}; give the teacher's save folder (with labels.json)"
         )
-        labels = label_array(records, labelled)
-        teacher_packed = encode(records, tokenizer, config.seq_len)
-        if distiller.hidden_weight or distiller.attention_weight:  # the teacher runs in every step
-            data = batches(teacher_packed, labels, config.batch_size, True, config.seed, compiled=jit)
-        else:  # output losses only: the teacher's outputs once, not in every step of every epoch
-            student_packed = teacher_packed
-            if separate_inputs:
-                student_packed = encode(records, student_tokenizer, config.seq_len)
-            outputs = predict_windows(teacher, teacher_packed, config.batch_size)
-            parts = {"student": student_packed, "teacher_outputs": outputs}
-            data = batches(parts, labels, config.batch_size, True, config.seed, compiled=jit)
-        if not labelled:
-            data = data.map(lambda x, y: x)
-        verbose = 2 if os.environ.get("CI") else 1
-        history = distiller.fit(data, epochs=epochs, shuffle=False, verbose=verbose).history
-        return {name: float(values[-1]) for name, values in history.items()}
+    for name, records in files.items():
+        unknown = sorted({str(r["label"]) for r in records} - set(label_names))
+        if unknown:
+            raise ValueError(f"the {name} file has label(s) the teacher does not know: {unknown[:10]}")
 
-    def evaluate(model, records, model_tokenizer):
-        packed = encode(records, model_tokenizer, config.seq_len)
-        data = batches(
-            packed, label_array(records), config.batch_size, False, config.seed, compiled=model.jit_compile
+
+def _student_tokenizer(config, train_records, tokenizer):
+    """The student's tokenizer: the teacher's, or a smaller vocabulary learned on the training texts."""
+    if not config.student_vocabulary_size:
+        return tokenizer
+    if config.hidden_loss or config.attention_loss or config.general_epochs:
+        raise ValueError(
+            "a student vocabulary tokenizes the text differently from the teacher, so hidden-state, "
+            "attention and general distillation (which compare token by token) do not apply; drop "
+            "--hidden-loss, --attention-loss and --general-epochs, or the student vocabulary"
         )
-        predicted, labels = [], []
-        for x, y in data.as_numpy_iterator():
-            predicted.append(keras.ops.convert_to_numpy(model.predict_on_batch(x)).argmax(-1))
-            labels.append(y)
-        return classification_metrics(np.concatenate(labels), np.concatenate(predicted), len(label_names))
+    return learn_student_tokenizer(train_records, config.student_vocabulary_size, tokenizer)
 
-    metrics = {"backend": keras.config.backend(), "train_examples": len(train_records)}
+
+def _train_student(run):
+    """General distillation (if asked), then task distillation; the training metrics."""
+    config, teacher, student = run.config, run.teacher, run.student
+    metrics = {"backend": keras.config.backend(), "train_examples": len(run.train_records)}
     start = time.perf_counter()
     if config.general_epochs:
         general = Distiller(teacher, student, output_weight=0.0, hidden_weight=1.0, attention_weight=1.0)
-        metrics["general_examples"] = len(unlabeled)
-        metrics["general_final_train"] = train(general, unlabeled, config.general_epochs, labelled=False)
+        metrics["general_examples"] = len(run.unlabeled)
+        metrics["general_final_train"] = _fit(run, general, run.unlabeled, config.general_epochs, labelled=False)
     distiller = Distiller(
         teacher,
         student,
@@ -283,32 +291,74 @@ def distill(config: DistillationConfig) -> dict:
         alpha=config.alpha,
         hidden_weight=config.hidden_loss,
         attention_weight=config.attention_loss,
-        separate_inputs=separate_inputs,
+        separate_inputs=run.separate_inputs,
     )
-    metrics["final_train"] = train(distiller, train_records, config.epochs)
+    metrics["final_train"] = _fit(run, distiller, run.train_records, config.epochs)
     metrics.update(
         train_seconds=time.perf_counter() - start,
         student_config=student.backbone.config.to_dict(),
-        student_vocabulary="learned on the training texts" if separate_inputs else "the teacher's",
+        student_vocabulary="learned on the training texts" if run.separate_inputs else "the teacher's",
         teacher_parameters=teacher.count_params(),
         student_parameters=student.count_params(),
     )
     metrics["parameter_share"] = metrics["student_parameters"] / metrics["teacher_parameters"]
-    if dev_records:
-        for role, model, model_tokenizer in [
-            ("teacher", teacher, tokenizer),
-            ("student", student, student_tokenizer),
-        ]:
-            scores = evaluate(model, dev_records, model_tokenizer)
-            metrics.update({f"{role}_dev_{key}": value for key, value in scores.items()})
-        metrics["accuracy_retained"] = metrics["student_dev_accuracy"] / max(
-            metrics["teacher_dev_accuracy"], 1e-9
-        )
-
-    student_dir = os.path.join(config.out, "student")
-    student.record_vocabulary(student_tokenizer)
-    save_model(student, os.path.join(student_dir, "model.keras"))
-    student_tokenizer.save_to_preset(student_dir)
-    write_json(list(label_names), os.path.join(student_dir, "labels.json"))
-    write_json(metrics, os.path.join(config.out, "metrics.json"))
     return metrics
+
+
+def _fit(run, distiller, records, epochs, labelled=True):
+    """Trains `distiller` on `records`; the last epoch's logs."""
+    config = run.config
+    total_steps = -(-len(records) // config.batch_size) * epochs
+    jit = varying_shape_jit(config.jit)
+    distiller.compile(
+        optimizer=create_optimizer(
+            "adamw", config.lr, int(config.warmup_ratio * total_steps), total_steps, config.weight_decay
+        ),
+        jit_compile=jit,
+    )
+    labels = run.label_array(records, labelled)
+    teacher_packed = encode(records, run.tokenizer, config.seq_len)
+    if distiller.hidden_weight or distiller.attention_weight:  # the teacher runs in every step
+        data = batches(teacher_packed, labels, config.batch_size, True, config.seed, compiled=jit)
+    else:  # output losses only: the teacher's outputs once, not in every step of every epoch
+        student_packed = teacher_packed
+        if run.separate_inputs:
+            student_packed = encode(records, run.student_tokenizer, config.seq_len)
+        outputs = predict_windows(run.teacher, teacher_packed, config.batch_size)
+        parts = {"student": student_packed, "teacher_outputs": outputs}
+        data = batches(parts, labels, config.batch_size, True, config.seed, compiled=jit)
+    if not labelled:
+        data = data.map(lambda x, y: x)
+    verbose = 2 if os.environ.get("CI") else 1
+    history = distiller.fit(data, epochs=epochs, shuffle=False, verbose=verbose).history
+    return {name: float(values[-1]) for name, values in history.items()}
+
+
+def _dev_metrics(run):
+    """Teacher and student accuracy and macro-F1 on the dev records, and the accuracy the student retains."""
+    metrics = {}
+    for role, model, tokenizer in [
+        ("teacher", run.teacher, run.tokenizer),
+        ("student", run.student, run.student_tokenizer),
+    ]:
+        packed = encode(run.dev_records, tokenizer, run.config.seq_len)
+        labels = run.label_array(run.dev_records)
+        data = batches(packed, labels, run.config.batch_size, False, run.config.seed, compiled=model.jit_compile)
+        predicted, expected = [], []
+        for x, y in data.as_numpy_iterator():
+            predicted.append(keras.ops.convert_to_numpy(model.predict_on_batch(x)).argmax(-1))
+            expected.append(y)
+        scores = classification_metrics(np.concatenate(expected), np.concatenate(predicted), len(run.label_names))
+        metrics.update({f"{role}_dev_{key}": value for key, value in scores.items()})
+    metrics["accuracy_retained"] = metrics["student_dev_accuracy"] / max(metrics["teacher_dev_accuracy"], 1e-9)
+    return metrics
+
+
+def _save(run, metrics):
+    """Writes the student (a kbert save with its vocabulary and label names) and `metrics.json`, atomically."""
+    student_dir = os.path.join(run.config.out, "student")
+    run.student.record_vocabulary(run.student_tokenizer)
+    save_model(run.student, os.path.join(student_dir, "model.keras"))
+    run.student_tokenizer.save_to_preset(student_dir)
+    write_json(list(run.label_names), os.path.join(student_dir, "labels.json"))
+    write_json(metrics, os.path.join(run.config.out, "metrics.json"))

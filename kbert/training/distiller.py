@@ -123,6 +123,36 @@ def _check_pair(teacher, student, separate_inputs):
             )
 
 
+def _check_weights(temperature, alpha, output_weight, hidden_weight, attention_weight, separate_inputs):
+    """Raises `ValueError` naming a temperature, share or loss weight out of range (see `Distiller`)."""
+    if separate_inputs and (hidden_weight or attention_weight):
+        raise ValueError(
+            "hidden and attention losses compare the models token by token, but with separate_inputs the "
+            "two tokenizations differ; set hidden_weight=0 and attention_weight=0"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1] (the soft loss's share), got {alpha!r}")
+    for name, weight in [("output", output_weight), ("hidden", hidden_weight), ("attention", attention_weight)]:
+        if not weight >= 0:
+            raise ValueError(f"{name}_weight must be >= 0, got {weight!r}")
+    if output_weight == hidden_weight == attention_weight == 0:
+        raise ValueError("every loss weight is 0; set output_weight, hidden_weight or attention_weight > 0")
+
+
+def _checked_layer_map(layer_map, teacher, student):
+    """The teacher block (1-based) for each student block: `layer_map`, checked, or `last_of_each_group`."""
+    teacher_layers, student_layers = teacher.backbone.config.num_layers, student.backbone.config.num_layers
+    layer_map = [int(index) for index in (layer_map or last_of_each_group(teacher_layers, student_layers))]
+    if len(layer_map) != student_layers or not all(1 <= index <= teacher_layers for index in layer_map):
+        raise ValueError(
+            f"layer_map={layer_map} must give {student_layers} teacher blocks (one per student block), each "
+            f"in 1..{teacher_layers}"
+        )
+    return layer_map
+
+
 class Distiller(keras.Model):
     """Trains `student` to imitate the frozen `teacher` (same task) with `fit`, on every backend.
 
@@ -130,7 +160,7 @@ class Distiller(keras.Model):
         teacher: a fine-tuned kbert task model (`BertClassifier`, `BertTokenClassifier`, `BertQuestionAnswerer`
             or `BertEmbedder`); frozen (`trainable = False`) and run without dropout.
         student: a smaller model of the same class (and `num_classes`), reading the same token ids; see
-            `kbert.export.make_student` and `kbert.export.student_from_teacher`.
+            `kbert.training.make_student` and `kbert.training.student_from_teacher`.
         temperature: T of the soft loss (> 0).
         alpha: the soft loss's share of the output loss; `1 - alpha` goes to the hard-label loss, which then
             needs labels (`y` of `fit`, as the task model takes them). 1.0 trains on unlabeled text.
@@ -155,8 +185,8 @@ class Distiller(keras.Model):
 
     Example:
     ```python
-    student = kbert.export.make_student(teacher, "tiny")
-    distiller = kbert.export.Distiller(teacher, student, temperature=2.0, alpha=0.5, hidden_weight=1.0)
+    student = kbert.training.make_student(teacher, "tiny")
+    distiller = kbert.training.Distiller(teacher, student, temperature=2.0, alpha=0.5, hidden_weight=1.0)
     distiller.compile(optimizer=keras.optimizers.AdamW(1e-4))
     distiller.fit(train_dataset, epochs=3)
     kbert.interop.save_kbert(distiller.student, "student")
@@ -178,40 +208,10 @@ class Distiller(keras.Model):
         **kwargs,
     ):
         _check_pair(teacher, student, separate_inputs)
-        if separate_inputs and (hidden_weight or attention_weight):
-            raise ValueError(
-                "hidden and attention losses compare the models token by token, but with separate_inputs the "
-                "two tokenizations differ; set hidden_weight=0 and attention_weight=0"
-            )
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1] (the soft loss's share), got {alpha!r}")
-        for name, weight in [
-            ("output", output_weight),
-            ("hidden", hidden_weight),
-            ("attention", attention_weight),
-        ]:
-            if not weight >= 0:
-                raise ValueError(f"{name}_weight must be >= 0, got {weight!r}")
-        if output_weight == hidden_weight == attention_weight == 0:
-            raise ValueError(
-                "every loss weight is 0; set output_weight, hidden_weight or attention_weight > 0"
-            )
+        _check_weights(temperature, alpha, output_weight, hidden_weight, attention_weight, separate_inputs)
         if embedding_loss not in EMBEDDING_LOSSES:
             raise ValueError(f"embedding_loss={embedding_loss!r}; choose one of {EMBEDDING_LOSSES}")
-        teacher_layers, student_layers = (
-            teacher.backbone.config.num_layers,
-            student.backbone.config.num_layers,
-        )
-        layer_map = [
-            int(index) for index in (layer_map or last_of_each_group(teacher_layers, student_layers))
-        ]
-        if len(layer_map) != student_layers or not all(1 <= index <= teacher_layers for index in layer_map):
-            raise ValueError(
-                f"layer_map={layer_map} must give {student_layers} teacher blocks (one per student block), each "
-                f"in 1..{teacher_layers}"
-            )
+        layer_map = _checked_layer_map(layer_map, teacher, student)
         super().__init__(**kwargs)
         teacher.trainable = False
         self.teacher, self.student = teacher, student
@@ -235,24 +235,17 @@ class Distiller(keras.Model):
             self.embedding_projection = self._projection(
                 "embedding_projection", student.output.shape[-1], teacher.output.shape[-1], True
             )
-
-        def tracker(name):
-            return keras.metrics.Mean(name=name)
-
-        self.trackers = {}
-        if output_weight > 0:
-            self.trackers["soft_loss"] = tracker("soft_loss")
-        if self.uses_labels:
-            self.trackers["hard_loss"] = tracker("hard_loss")
-            self.trackers["accuracy"] = tracker("accuracy")
-        self.trackers["cosine" if self.is_embedder else "teacher_agreement"] = tracker(
-            "cosine" if self.is_embedder else "teacher_agreement"
-        )
-        if hidden_weight > 0:
-            self.trackers["hidden_loss"] = tracker("hidden_loss")
-        if attention_weight > 0:
-            self.trackers["attention_loss"] = tracker("attention_loss")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self._logged_metrics()}
         self.built = True
+
+    def _logged_metrics(self):
+        """The names of the metrics `fit` logs, as configured."""
+        names = ["soft_loss"] if self.output_weight > 0 else []
+        names += ["hard_loss", "accuracy"] if self.uses_labels else []
+        names.append("cosine" if self.is_embedder else "teacher_agreement")
+        names += ["hidden_loss"] if self.hidden_weight > 0 else []
+        names += ["attention_loss"] if self.attention_weight > 0 else []
+        return names
 
     def _projection(self, name, student_width, teacher_width, needed):
         # A learned map from the student's width to the teacher's (TinyBERT's W_h); dropped after distillation.

@@ -155,51 +155,13 @@ def finetune(config: FinetuningConfig) -> dict:
     """
     _check_config(config)
     begin_run(config)
-
-    task = TASKS[config.task](config)
-    train_records = task.read(config.train)
-    task.learn(train_records)
-    evaluation = {}
-    for split, path in (("dev", config.dev), ("test", config.test)):
-        if path:
-            evaluation[split] = task.read(path)
-            task.check(split, path, evaluation[split])
-
-    model = task.build()
-    tokenizer = model.preprocessor.tokenizer if model.preprocessor is not None else None
-    if tokenizer is None:
-        raise ValueError(
-            f"{config.init!r} has no vocabulary (vocab.txt); fine-tuning on text needs its tokenizer"
-        )
-    if config.seq_len > model.backbone.config.max_sequence_length:
-        raise ValueError(
-            f"seq_len={config.seq_len} > the model's max_sequence_length "
-            f"{model.backbone.config.max_sequence_length}; lower --seq-len"
-        )
-    if not task.uses_pooler:
-        for variable in model.backbone.pooler.weights:
-            variable.trainable = False
-    if config.lora_rank:
-        enable_lora(model, config.lora_rank)
-
+    task, train_records, evaluation = _read_data(config)
+    model, tokenizer = _build_model(config, task)
     jit = varying_shape_jit(config.jit)
     train = batches(
         *task.training_data(tokenizer, train_records), config.batch_size, True, config.seed, compiled=jit
     )
-    total_steps = int(train.cardinality()) * config.epochs
-    model.compile(
-        optimizer=create_optimizer(
-            "adamw",
-            config.lr,
-            int(config.warmup_ratio * total_steps),
-            total_steps,
-            weight_decay=config.weight_decay,
-        ),
-        loss=task.loss(),
-        metrics=task.fit_metrics,
-        jit_compile=jit,
-    )
-
+    _compile(config, model, task, int(train.cardinality()) * config.epochs, jit)
     prepared = {split: task.prepare(tokenizer, records) for split, records in evaluation.items()}
 
     def evaluate(split):
@@ -215,16 +177,10 @@ def finetune(config: FinetuningConfig) -> dict:
             write_json(task.labels, os.path.join(config.out, "labels.json"))
         save_model(merged_copy(model), model_path)  # uncompiled: no optimizer state in the deliverable
 
-    watch = _BestOnDev(
-        (lambda: evaluate("dev")) if "dev" in evaluation else None,
-        task.metric,
-        config.patience,
-        save,
-        model_path,
-    )
+    dev = (lambda: evaluate("dev")) if "dev" in evaluation else None
+    watch = _BestOnDev(dev, task.metric, config.patience, save, model_path)
     start = time.perf_counter()
-    verbose = 2 if os.environ.get("CI") else 1
-    model.fit(train, epochs=config.epochs, callbacks=[watch], shuffle=False, verbose=verbose)
+    model.fit(train, epochs=config.epochs, callbacks=[watch], shuffle=False, verbose=2 if os.environ.get("CI") else 1)
     results = {
         # The training steps alone; scoring dev each epoch and saving the best model are timed apart.
         "train_seconds": time.perf_counter() - start - watch.save_seconds - watch.dev_seconds,
@@ -242,3 +198,51 @@ def finetune(config: FinetuningConfig) -> dict:
         results.update({f"{split}_{key}": value for key, value in scores.items()})
     write_json(results, os.path.join(config.out, "metrics.json"))
     return results
+
+
+def _read_data(config):
+    """The task, its training records (its labels learned from them) and `{split: records}` of dev and test,
+    each checked against the training labels."""
+    task = TASKS[config.task](config)
+    train_records = task.read(config.train)
+    task.learn(train_records)
+    evaluation = {}
+    for split, path in (("dev", config.dev), ("test", config.test)):
+        if path:
+            evaluation[split] = task.read(path)
+            task.check(split, path, evaluation[split])
+    return task, train_records, evaluation
+
+
+def _build_model(config, task):
+    """The task model from `config.init` with its tokenizer, the pooler frozen where the task does not use it,
+    LoRA adapters where asked."""
+    model = task.build()
+    tokenizer = model.preprocessor.tokenizer if model.preprocessor is not None else None
+    if tokenizer is None:
+        raise ValueError(
+            f"{config.init!r} has no vocabulary (vocab.txt); fine-tuning on text needs its tokenizer"
+        )
+    if config.seq_len > model.backbone.config.max_sequence_length:
+        raise ValueError(
+            f"seq_len={config.seq_len} > the model's max_sequence_length "
+            f"{model.backbone.config.max_sequence_length}; lower --seq-len"
+        )
+    if not task.uses_pooler:
+        for variable in model.backbone.pooler.weights:
+            variable.trainable = False
+    if config.lora_rank:
+        enable_lora(model, config.lora_rank)
+    return model, tokenizer
+
+
+def _compile(config, model, task, total_steps, jit):
+    """Compiles with AdamW, linear warmup then decay over `total_steps`, and the task's loss and metrics."""
+    model.compile(
+        optimizer=create_optimizer(
+            "adamw", config.lr, int(config.warmup_ratio * total_steps), total_steps, weight_decay=config.weight_decay
+        ),
+        loss=task.loss(),
+        metrics=task.fit_metrics,
+        jit_compile=jit,
+    )

@@ -329,9 +329,23 @@ def pretrain(config: PretrainingConfig) -> dict:
     wall_start = time.perf_counter()
     # Validate, then write: settings, paths, corpus, vocabulary, the output folder's run, the model and the
     # instances are all checked before anything under `out` is created or changed.
+    documents, corpus_key, tokenizer, distribution = _prepare(config)
+    scope = distribution.scope if distribution else contextlib.nullcontext
+    with scope():
+        model, model_config, checkpoint, state = _build_and_restore(config, tokenizer, corpus_key)
+    cache = _instance_cache(config, documents, tokenizer, corpus_key)
+    tokenizer.save_to_preset(config.out)
+    model_config.to_json(os.path.join(config.out, "config.json"))
+    with scope():
+        initial, final = _train(config, model, checkpoint, state, cache, tokenizer)
+    return _write_results(config, model, tokenizer, checkpoint, initial, final, wall_start)
+
+
+def _prepare(config):
+    """Checks the settings and paths, reads the corpus and makes the vocabulary, checks what `out` holds:
+    `(documents, corpus_key, tokenizer, distribution)`."""
     _check_config(config)
-    steps_per_checkpoint = _steps_per_checkpoint(config)
-    batches_per_checkpoint = steps_per_checkpoint * config.grad_accum  # Keras counts batches, not updates
+    _steps_per_checkpoint(config)  # raises for a checkpoint_every that does not divide steps
     _check_paths(config)
     documents = read_corpus(config.corpus)
     corpus_key = corpus_digest(documents)
@@ -344,30 +358,38 @@ def pretrain(config: PretrainingConfig) -> dict:
             f"batch_size={config.batch_size} must divide evenly over the {batch_shards(distribution)} "
             "devices that split each batch"
         )
-    scope = distribution.scope if distribution else contextlib.nullcontext
+    return documents, corpus_key, tokenizer, distribution
 
-    with scope():
-        model, model_config = _build_model(config, tokenizer)
-        optimizer = create_optimizer(
-            config.optimizer,
-            config.lr,
-            _warmup_steps(config),
-            config.steps,
-            weight_decay=config.weight_decay,
-            gradient_accumulation_steps=config.grad_accum,
-        )
-        model.compile(optimizer=optimizer, jit_compile=fixed_shape_jit(config.jit))
-        model.optimizer.build(model.trainable_variables)
-        settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}
-        settings["corpus_sha256"] = corpus_key
-        checkpoint = TrainingCheckpoint(
-            os.path.join(config.out, "checkpoints"), batches_per_checkpoint, settings=settings
-        )
-        state = checkpoint.restore(model)  # refuses a checkpoint of other settings
 
-    cache = _instance_cache(config, documents, tokenizer, corpus_key)
-    tokenizer.save_to_preset(config.out)
-    model_config.to_json(os.path.join(config.out, "config.json"))
+def _batches_per_checkpoint(config):
+    return _steps_per_checkpoint(config) * config.grad_accum  # Keras counts batches, not updates
+
+
+def _build_and_restore(config, tokenizer, corpus_key):
+    """The compiled pretrainer, its `config.json` contents, its checkpoint callback and the restored state (None
+    for a fresh run); refuses a checkpoint in `out` of other settings."""
+    model, model_config = _build_model(config, tokenizer)
+    optimizer = create_optimizer(
+        config.optimizer,
+        config.lr,
+        _warmup_steps(config),
+        config.steps,
+        weight_decay=config.weight_decay,
+        gradient_accumulation_steps=config.grad_accum,
+    )
+    model.compile(optimizer=optimizer, jit_compile=fixed_shape_jit(config.jit))
+    model.optimizer.build(model.trainable_variables)
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}
+    settings["corpus_sha256"] = corpus_key
+    checkpoint = TrainingCheckpoint(
+        os.path.join(config.out, "checkpoints"), _batches_per_checkpoint(config), settings=settings
+    )
+    state = checkpoint.restore(model)
+    return model, model_config, checkpoint, state
+
+
+def _train(config, model, checkpoint, state, cache, tokenizer):
+    """Trains from the restored state to `config.steps`: `(initial, final)` held-out metrics."""
 
     def dataset(seed, shuffle_buffer):
         return pretraining_dataset(
@@ -383,43 +405,46 @@ def pretrain(config: PretrainingConfig) -> dict:
 
     # Held-out masks: the same batches and masks before and after training.
     evaluation = dataset(config.seed + 1, 0).take(config.eval_batches).cache()
-
-    with scope():
-        if state is None:
-            initial = model.evaluate(evaluation, verbose=0, return_dict=True)
-            checkpoint.extra = {"initial": initial, "timed_batches": 0, "timed_seconds": 0.0}
-        else:
-            checkpoint.extra = state["extra"]
-            initial = checkpoint.extra["initial"]
-            print(
-                f"Resuming from the checkpoint after step {state['batches'] // config.grad_accum} in "
-                f"{checkpoint.backup_dir}"
-            )
-        batches_done = state["batches"] if state else 0
-        # The stream is seeded, so its position is the count of batches consumed: skip them.
-        train = dataset(config.seed, 10000).repeat().skip(batches_done)
-        callbacks = [
-            _StepTimer(checkpoint.extra),
-            checkpoint,
-            keras.callbacks.TensorBoard(os.path.join(config.out, "logs"), write_graph=False),
-        ]
-        model.fit(
-            train,
-            steps_per_epoch=batches_per_checkpoint,
-            epochs=config.steps // steps_per_checkpoint,
-            validation_data=evaluation,
-            callbacks=callbacks,
-            shuffle=False,  # the dataset shuffles itself
-            verbose=2 if os.environ.get("CI") else 1,
+    if state is None:
+        initial = model.evaluate(evaluation, verbose=0, return_dict=True)
+        checkpoint.extra = {"initial": initial, "timed_batches": 0, "timed_seconds": 0.0}
+    else:
+        checkpoint.extra = state["extra"]
+        initial = checkpoint.extra["initial"]
+        print(
+            f"Resuming from the checkpoint after step {state['batches'] // config.grad_accum} in "
+            f"{checkpoint.backup_dir}"
         )
-        final = model.evaluate(evaluation, verbose=0, return_dict=True)
+    batches_done = state["batches"] if state else 0
+    # The stream is seeded, so its position is the count of batches consumed: skip them.
+    train = dataset(config.seed, 10000).repeat().skip(batches_done)
+    callbacks = [
+        _StepTimer(checkpoint.extra),
+        checkpoint,
+        keras.callbacks.TensorBoard(os.path.join(config.out, "logs"), write_graph=False),
+    ]
+    model.fit(
+        train,
+        steps_per_epoch=_batches_per_checkpoint(config),
+        epochs=config.steps // _steps_per_checkpoint(config),
+        validation_data=evaluation,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself
+        verbose=2 if os.environ.get("CI") else 1,
+    )
+    return initial, model.evaluate(evaluation, verbose=0, return_dict=True)
+
+
+def _write_results(config, model, tokenizer, checkpoint, initial, final, wall_start):
+    """Writes `history.json`, `loss.png`, `model.keras` and `metrics.json` (each atomically); the metrics."""
+    steps_per_checkpoint = _steps_per_checkpoint(config)
     history = checkpoint.history
     write_json({"steps_per_epoch": steps_per_checkpoint, **history}, os.path.join(config.out, "history.json"))
     plot_history(history, steps_per_checkpoint, initial, os.path.join(config.out, "loss.png"))
-
     model.record_vocabulary(tokenizer)
     save_model(model, os.path.join(config.out, "model.keras"))
     timed = checkpoint.extra
+    tokens = timed["timed_batches"] * config.batch_size * config.seq_len
     metrics = {
         "initial_mlm_loss": initial["mlm_loss"],
         "final_mlm_loss": final["mlm_loss"],
@@ -427,10 +452,7 @@ def pretrain(config: PretrainingConfig) -> dict:
         "final_mlm_accuracy": final["mlm_accuracy"],
         "final_pair_accuracy": final.get("pair_accuracy"),
         "steps": config.steps,
-        "tokens_per_second": timed["timed_batches"]
-        * config.batch_size
-        * config.seq_len
-        / max(timed["timed_seconds"], 1e-9),
+        "tokens_per_second": tokens / max(timed["timed_seconds"], 1e-9),
         "wall_seconds": time.perf_counter() - wall_start,
         "backend": keras.config.backend(),
     }
