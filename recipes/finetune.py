@@ -13,12 +13,11 @@ epoch (model.keras, vocab.txt, tokenizer_config.json, labels.json for classify a
 (dev_/test_ metrics, train_seconds). The logic lives in `kbert.training.finetuning`.
 """
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from recipes.flags import add_run_flags, config_fields, new_parser, parse, run  # noqa: E402 (Keras-free)
+from recipes.flags import add_run_flags, config_fields, new_parser, parse, run_job  # noqa: E402 (Keras-free)
 
 TASKS = ("classify", "tag", "qa", "embed")
 
@@ -99,13 +98,7 @@ def main(argv=None):
     from kbert.training.finetuning import FinetuningConfig, finetune
 
     config = FinetuningConfig(**config_fields(args))
-
-    def work():
-        metrics = finetune(config)
-        print(json.dumps({"out": config.out, **metrics}, indent=2))
-        return 0
-
-    return run(args, work)
+    return run_job(args, lambda: finetune(config), config.out)
 
 
 if __name__ == "__main__":

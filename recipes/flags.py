@@ -6,6 +6,7 @@ to one onto `kbert.training.runs.RunSettings`.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -68,3 +69,13 @@ def run(args, work):
     from kbert.cli import run_reporting_errors
 
     return run_reporting_errors(work, debug=args.debug)
+
+
+def run_job(args, job, out):
+    """Runs `job()` as `run` does and prints the metrics it returns, with the output folder, as JSON."""
+
+    def work():
+        print(json.dumps({"out": out, **job()}, indent=2))
+        return 0
+
+    return run(args, work)

@@ -8,12 +8,11 @@ loss.png, metrics.json, TensorBoard logs (logs/) and checkpoints (checkpoints/).
 an interruption, even SIGKILL, resumes from the last checkpoint. The logic lives in `kbert.training.pretraining`.
 """
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from recipes.flags import add_run_flags, config_fields, new_parser, parse, run  # noqa: E402 (Keras-free)
+from recipes.flags import add_run_flags, config_fields, new_parser, parse, run_job  # noqa: E402 (Keras-free)
 
 
 def parse_args(argv=None):
@@ -139,13 +138,7 @@ def main(argv=None):
     fields = config_fields(args)
     fields["lowercase"] = not fields.pop("cased")
     config = PretrainingConfig(**fields)
-
-    def work():
-        metrics = pretrain(config)
-        print(json.dumps({"out": config.out, **metrics}, indent=2))
-        return 0
-
-    return run(args, work)
+    return run_job(args, lambda: pretrain(config), config.out)
 
 
 if __name__ == "__main__":

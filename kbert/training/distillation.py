@@ -91,16 +91,7 @@ class DistillationConfig(RunSettings):
         for name, value in weights.items():
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r}; it must be a finite number >= 0 (0: off)")
-        counts = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "seq_len": self.seq_len,
-            "student_layers": self.student_layers,
-            "student_vocabulary_size": self.student_vocabulary_size,
-        }
-        for name, value in counts.items():
-            if value is not None and value < 1:
-                raise ValueError(f"{name}={value!r}; it must be at least 1")
+        self.check_counts("epochs", "batch_size", "seq_len", "student_layers", "student_vocabulary_size")
         if self.general_epochs < 0:
             raise ValueError(f"general_epochs={self.general_epochs!r}; it must be >= 0 (0: no general pass)")
         if self.unlabeled and not self.general_epochs:

@@ -122,9 +122,7 @@ def _check_config(config):
     config.check_run_settings()
     if config.long_text not in LONG_TEXT:
         raise ValueError(f"long_text={config.long_text!r}; choose one of {list(LONG_TEXT)}")
-    for name in ("seq_len", "doc_stride", "max_answer_length", "batch_size", "epochs", "patience"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name}={getattr(config, name)}; use a positive number")
+    config.check_counts("seq_len", "doc_stride", "max_answer_length", "batch_size", "epochs", "patience")
     if config.lora_rank < 0:
         raise ValueError(f"lora_rank={config.lora_rank}; use 0 (off) or a positive rank such as 8")
     if not (math.isfinite(config.lr) and config.lr > 0):

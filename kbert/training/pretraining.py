@@ -217,9 +217,7 @@ def _check_config(config):
     config.check_run_settings()
     if config.objective not in ("nsp", "sop", "mlm"):
         raise ValueError(f"objective={config.objective!r}; choose 'nsp', 'sop' or 'mlm'")
-    for name in ("steps", "batch_size", "grad_accum", "max_predictions", "eval_batches", "model_parallel"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name}={getattr(config, name)}; use a positive number")
+    config.check_counts("steps", "batch_size", "grad_accum", "max_predictions", "eval_batches", "model_parallel")
     if config.seq_len < 5:
         raise ValueError(f"seq_len={config.seq_len} is too short for [CLS] A [SEP] B [SEP]; use 5 or more")
     if not (math.isfinite(config.lr) and config.lr > 0):

@@ -37,6 +37,13 @@ class RunSettings:
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r}; use a whole number >= 0")
 
+    def check_counts(self, *names):
+        """Raises `ValueError` naming the first of the fields `names` (counts; None: unset) that is below 1."""
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value!r}; use a positive number")
+
 
 def begin_run(settings: RunSettings):
     """Seeds every random stream and sets the dtype policy: the first thing a run does once its inputs are read."""
