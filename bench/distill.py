@@ -66,7 +66,7 @@ def main():
     parser.add_argument("--output", default=os.path.join(RESULTS, "distill.json"))
     args = parser.parse_args()
     from kbert.data.records import read_records
-    from kbert.export.litert import _token_examples
+    from kbert.export.evaluation import token_examples
 
     dev_records = read_records(args.dev)
     rows, runners = {}, {}
@@ -74,7 +74,7 @@ def main():
         for name, folder in (("teacher", args.teacher), ("student", args.student)):
             loaded, entries = export_files(name, folder, dev_records, args.seq_len, args.num_eval, workdir)
             # Every file is timed on the same real dev sentence, tokenized by its own model's tokenizer.
-            example = _token_examples(loaded, dev_records[:1], args.seq_len)[0]
+            example = token_examples(loaded, dev_records[:1], args.seq_len)[0]
             for row_name, (factory, row) in entries.items():
                 rows[row_name] = row
                 if factory is not None:

@@ -232,7 +232,7 @@ def main():
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--output", default=os.path.join(RESULTS, "edge.json"))
     args = parser.parse_args()
-    from kbert.export.litert import _keras_outputs, _token_examples, default_texts
+    from kbert.export.evaluation import default_texts, keras_outputs, token_examples
     from kbert.export.loading import wrap_model
 
     quantizations = ["fp32", "dynamic", "int8"] + ([] if args.quick else ["fp16"])
@@ -242,10 +242,10 @@ def main():
         entries.update(onnxruntime_files(folder, args.seq_len))
         loaded = wrap_model(embedder)
         # The exporter calibrates on the first 100 corpus sentences and checks on the next ones; so does this.
-        examples = _token_examples(
+        examples = token_examples(
             loaded, [{"text": text} for text in default_texts(num_eval, skip=100)], args.seq_len
         )
-        reference = _keras_outputs(embedder, examples)
+        reference = keras_outputs(embedder, examples)
         reference = [output["embedding"] for output in reference]
         rows, runners = {}, {}
         for name, (factory, row) in entries.items():

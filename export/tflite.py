@@ -77,7 +77,8 @@ def main(argv=None):
 
 def export(args):
     from kbert.data.records import read_records
-    from kbert.export.litert import export_litert, read_calibration_texts, read_labels
+    from kbert.export.evaluation import read_calibration_texts, read_labels
+    from kbert.export.litert import export_litert
 
     # Every input file first, so a bad one is refused before the model loads or anything is written.
     labels = read_labels(args.labels) if args.labels else None

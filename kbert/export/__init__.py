@@ -8,7 +8,8 @@ Distillation into smaller students trains on any backend and lives in `kbert.tra
 
 from kbert.data.records import read_records
 from kbert.export.converter import QUANTIZATIONS, add_metadata, check_ops, op_counts, read_metadata
-from kbert.export.litert import HARD_CASES, export_litert
+from kbert.export.evaluation import HARD_CASES
+from kbert.export.litert import export_litert
 from kbert.export.loading import ExportError, LoadedModel, load_model, require_tensorflow_backend
 from kbert.export.verify import interpreter
 from kbert.training import Distiller, make_student, student_from_teacher

@@ -63,7 +63,7 @@ LABELS = ["returns", "raises", "other"]
 
 def labelled_texts(count, skip=0):
     """`count` (sentence, label index) pairs from the built-in corpus, after `skip` sentences."""
-    from kbert.export.litert import default_texts
+    from kbert.export.evaluation import default_texts
 
     def label(text):
         text = text.lower()

@@ -141,7 +141,7 @@ def test_distillation_paths_are_checked_before_anything_is_read(tmp_path):
 def test_export_input_files_are_refused_naming_file_and_line(tmp_path):
     from kbert.data.records import read_records
     from kbert.export import ExportError
-    from kbert.export.litert import read_calibration_texts, read_labels
+    from kbert.export.evaluation import read_calibration_texts, read_labels
 
     (tmp_path / "latin1.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
     (tmp_path / "list.jsonl").write_text('{"text": "ok"}\n["not", "an", "object"]\n')

@@ -65,7 +65,7 @@ def test_minilm_embedder_in_mediapipe_text_embedder_fp32_and_int8(minilm_dir, tm
     """The real all-MiniLM-L6-v2 embedder in MediaPipe's TextEmbedder on raw text, against Keras."""
     import kbert
     from kbert.export import export_litert
-    from kbert.export.litert import HARD_CASES, default_texts
+    from kbert.export.evaluation import HARD_CASES, default_texts
 
     embedder = kbert.BertEmbedder.from_preset(minilm_dir, pooling="mean", normalize=True)
     records = [{"text": text} for text in default_texts(EVAL_TEXTS - len(HARD_CASES)) + list(HARD_CASES)]
@@ -99,7 +99,7 @@ def test_mediapipe_tokenizer_port_equals_the_runtime(tokenizer, tmp_path):
     import tensorflow as tf
 
     from kbert.export import converter, mediapipe
-    from kbert.export.litert import HARD_CASES, default_texts
+    from kbert.export.evaluation import HARD_CASES, default_texts
     from kbert.inputs import INPUT_KEYS
 
     length = 48
