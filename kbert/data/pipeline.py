@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from kbert.data.instances import create_instances
+from kbert.files import atomic_write, write_json
 from kbert.text.masking import mask_tokens
 
 _CACHE_FORMAT = 1
@@ -148,9 +149,7 @@ def build_instance_cache(
         documents_per_shard,
     )
     meta = {**settings, **written}
-    with open(meta_path + ".tmp", "w", encoding="utf-8") as file:
-        json.dump(meta, file, indent=2)
-    os.replace(meta_path + ".tmp", meta_path)
+    write_json(meta, meta_path)
     return meta
 
 
@@ -182,12 +181,15 @@ def _write_shards(
 
 
 def _write_shard(directory, shard_index, instances):
-    """Writes `instances` as the TFRecord shard `shard_index` (renamed into place when complete); returns its name."""
+    """Writes `instances` as the TFRecord shard `shard_index` (atomically); returns its name."""
     name = f"instances-{shard_index:05d}.tfrecord"
-    with tf.io.TFRecordWriter(os.path.join(directory, name + ".tmp")) as writer:
-        for instance in instances:
-            writer.write(_example(instance))
-    os.replace(os.path.join(directory, name + ".tmp"), os.path.join(directory, name))
+
+    def write(temporary):
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for instance in instances:
+                writer.write(_example(instance))
+
+    atomic_write(os.path.join(directory, name), write)
     return name
 
 
