@@ -29,8 +29,8 @@ from kbert.export.loading import ExportError
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8", "16x8", "int8-mixed")
 CALIBRATED = ("int8", "16x8", "int8-mixed")
 # The ops "int8-mixed" may run on int8 activations; every other builtin op is denylisted (kept float). Not
-# BATCH_MATMUL: XNNPACK runs no int8 batch matmul, so each one split the delegate (13 partitions for MiniLM) and
-# the file ran slower than fp32 (42 ms against 31 ms of CPU a call, one thread).
+# BATCH_MATMUL: XNNPACK runs no int8 batch matmul, so each one split the delegate and the file ran slower than
+# fp32. Measured in docs/performance.md, 'int8'.
 MIXED_INTEGER_OPS = ("FULLY_CONNECTED", "GATHER")
 
 # The tensorflow-text ops that `tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS` registers in LiteRT.

@@ -10,8 +10,8 @@ def gelu(x):
     """BERT's exact GELU, x * Phi(x) = x * (1 + erf(x / sqrt(2))) / 2, as Keras' `gelu(approximate=False)`.
 
     On JAX it is written with erf here: Keras calls `jax.nn.gelu`, which goes through erfc, whose XLA CPU code
-    is a branchy select chain; with erf the L4/H256 MLM step (forward + backward, batch 16, seq 128, 2 cores)
-    takes 530 ms instead of 555. Other backends keep their fused kernel (PyTorch's runs eager in one op).
+    is a branchy select chain. Other backends keep their fused kernel (PyTorch's runs eager in one op).
+    Measured in docs/performance.md, 'Cross-entropy'.
     """
     if keras.config.backend() == "jax":
         return x * (0.5 + 0.5 * keras.ops.erf(x * (1.0 / math.sqrt(2.0))))

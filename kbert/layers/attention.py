@@ -65,8 +65,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def call(self, hidden_states, attention_mask, training=None, return_attention=False):
         batch, length = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
-        # Projections on [B*T, hidden]: one plain GEMM each way, which XLA's CPU backward runs ~1.7x faster than
-        # the same product on [B, T, hidden] (a contraction over two dimensions).
+        # Projections on [B*T, hidden]: one plain GEMM each way, whose backward XLA's CPU backend runs faster than
+        # that of the same product on [B, T, hidden] (a contraction over two dimensions).
+        # Measured in docs/performance.md, 'Where the JAX step's time goes'.
         flat = ops.reshape(hidden_states, (-1, self.hidden_dim))
         heads = (batch, length, self.num_heads, self.head_dim)
         query = ops.reshape(self.query(flat), heads)  # [B, T, N, H]
@@ -77,8 +78,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
         use_dropout = bool(training) and self.attention_dropout > 0
         # Under torch.compile the explicit path is the faster one: inductor fuses scale, mask and softmax around
-        # two batched GEMMs, where PyTorch's CPU SDPA kernel is slow at BERT's small heads (MiniLM, head size 32,
-        # seq 128, compiled predict_on_batch: batch 1 42-46 -> 29 ms, batch 32 741-757 -> 702-750 ms).
+        # two batched GEMMs, where PyTorch's CPU SDPA kernel is slow at BERT's small heads.
+        # Measured in docs/performance.md, 'Attention'.
         if return_attention or use_dropout or torch_compiling():
             context, probabilities = self._explicit_attention(query, key, value, mask, use_dropout)
         else:

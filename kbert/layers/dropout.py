@@ -1,30 +1,18 @@
 """Dropout whose mask compiles to fast code: XLA on TensorFlow and JAX, inductor on PyTorch.
 
-Inside an XLA function, `keras.layers.Dropout` on TensorFlow calls `tf.nn.experimental.stateless_dropout`, whose
-auto-selected random algorithm XLA's CPU backend compiles to a slow path: the masks of one encoder block (three
-[16, 128, 256] and one [16, 4, 128, 128] tensor) take 357 ms there against 10 ms with the threefry algorithm. kbert
-first drew them with threefry there (the L4/H256 MLM step, batch 16, seq 128, 2 cores: 450-495 -> 390-394 ms; no
-dropout at all: 383-388 ms) and now with the integer hash below, as on JAX (interleaved runs, threefry/hash:
-414/391 and 416/402 ms). Outside XLA (graph mode) Keras' dropout is fast (15 ms) and is kept there, as in eager
-PyTorch. The mask is drawn from the layer's SeedGenerator: runs stay reproducible from a seed and resume with the
-same masks.
+Where Keras' dropout compiles to slow code (TensorFlow inside XLA, whose CPU backend compiles the auto-selected
+random algorithm of `stateless_dropout` to a slow path; JAX, whose threefry bits are a 20-round cipher per element;
+torch.compile, whose inductor draws torch's generator inside its kernels), the mask is a counter-based integer hash
+of (element index, seed) instead: two rounds of lowbias32, a few vectorised integer ops per element. Where Keras'
+dropout is fast (TensorFlow graph mode; eager PyTorch, where one ATen kernel beats a dozen eager integer ops) it is
+kept. The mask is drawn from the layer's SeedGenerator: runs stay reproducible from a seed and resume with the same
+masks.
 
-On JAX, Keras' dropout draws its mask with `jax.random.bernoulli` (threefry bits): 2.3 ms for a [16, 4, 128, 128]
-mask on 2 cores, and 32 ms of the same MLM step's forward + backward (510 ms with it, 480 ms without). There kbert
-hashes (element index, seed) with two rounds of the lowbias32 integer hash instead, a counter-based generator like
-threefry and philox but with 4 multiplies per element instead of their 20-round ciphers: 0.45 ms for that mask, and
-the step with dropout runs as fast as without it.
+Under torch.compile the seed is advanced with tensor ops rather than `SeedGenerator.next()`, which goes through
+NumPy and would split the compiled step at every dropout layer; and the mask is a uint8 0/1 from a sign bit,
+multiplied in, because inductor's CPU code writes a comparison's bool tensor an element at a time.
 
-Under `torch.compile` the same hash replaces Keras' dropout (torch's generator, drawn inside inductor's kernels;
-with inductor's `fallback_random`, ATen's bernoulli_ takes 56 ms of the step). The whole compiled PyTorch MLM step,
-interleaved runs: 528-568 -> 471-484 ms. The seed is advanced with tensor ops rather than `SeedGenerator.next()`, which goes through
-NumPy and would split the compiled step at every dropout layer. Eager PyTorch keeps Keras' dropout (one ATen kernel
-beats a dozen eager integer ops).
-
-The hash's mask is a uint8 0/1 from a sign bit, multiplied in: inductor's CPU code writes a comparison's bool tensor
-an element at a time, and the 13 bool masks of the step took 34 ms of its forward (interleaved runs, compiled
-PyTorch step, old/new: fp32 534/453 and 563/475 ms, bf16 296/253 and 351/236 ms; JAX unchanged, 529/525 and
-522/514 ms).
+Measured in docs/performance.md, 'Dropout masks'.
 """
 
 import math
@@ -63,8 +51,7 @@ def _hash_keep_mask(inputs, keep_probability, seed_generator):
     it as a few vectorised integer ops per element. None elsewhere (Keras' dropout is used there).
 
     The mask is the sign bit of (24 hash bits - threshold), not a comparison: inductor's CPU code stores a
-    comparison's bool tensor slowly (the 13 masks of the L4/H256 step, batch 16, seq 128: 34 ms as bool, 2.7 ms
-    as uint8 from the sign bit)."""
+    comparison's bool tensor slowly. Measured in docs/performance.md, 'Dropout masks'."""
     compiled = keras.config.backend() == "jax" or torch_compiling() or tensorflow_xla_compiling()
     if not compiled or None in inputs.shape or math.prod(inputs.shape) >= 2**31:
         return None

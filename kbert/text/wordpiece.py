@@ -413,7 +413,7 @@ class WordPieceTokenizer:
     def _splice_exact_rows(self, text, splits, flat, suspicious):
         """Eager `_retokenize_suspicious_rows`: the flagged rows, tokenized again by the exact path, spliced into
         the flat ids in NumPy. Gathering every row, as the graph version does, costs more than tokenizing on a
-        whole-corpus call (68,286 lines: 0.6x the bare op's speed, against 0.9x in batches of 1,024)."""
+        whole-corpus call. Measured in docs/performance.md, 'Tokenizer'."""
         rows = np.unique(np.searchsorted(splits, np.flatnonzero(suspicious), side="right") - 1)
         exact = self._tokenize_exact(tf.gather(text, rows))
         exact_splits, exact_flat = exact.row_splits.numpy(), exact.flat_values.numpy()
@@ -588,7 +588,7 @@ def _special_token_spellings(special_tokens):
 
 def _string_tensor(inputs):
     """`tf.convert_to_tensor(inputs, tf.string)`; a list of Python strings goes the direct way (the general
-    conversion first scans the list for tensors: 3x slower, a few percent of tokenizing the batch)."""
+    conversion first scans the list for tensors). Measured in docs/performance.md, 'Tokenizer'."""
     if isinstance(inputs, (list, tuple)) and tf.executing_eagerly():
         try:
             return tf.constant(inputs, tf.string)
