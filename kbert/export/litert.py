@@ -181,6 +181,7 @@ def _plan(
         loaded.model, loaded.tokenizer, with_tokenizer, with_pair, loaded.labels, dynamic_length
     )
     mediapipe_layout = _check_mediapipe(output, unservable, for_mediapipe, demo)
+    calibration_texts = _calibration_texts(loaded, quantization, representative_texts, num_calibration)
     records = (
         eval_records
         if eval_records is not None
@@ -204,7 +205,7 @@ def _plan(
         mediapipe_layout=mediapipe_layout,
         unservable=unservable,
         probabilities=loaded.model.mediapipe_task == mediapipe.CLASSIFIER and not with_tokenizer and not logits,
-        calibration_texts=_calibration_texts(loaded, quantization, representative_texts, num_calibration),
+        calibration_texts=calibration_texts,
         records=records,
         label_ids=label_ids,
     )
