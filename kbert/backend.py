@@ -3,6 +3,7 @@
 import base64
 import contextlib
 import operator
+import os
 
 import keras
 import numpy as np
@@ -253,3 +254,136 @@ def variables_kept_on_error(model):
                 variable._value = value
         model._jax_state_synced = True
         raise
+
+
+# Environment variables of Keras' multi-process setup (`keras.distribution.initialize`), set by cluster launchers.
+PROCESS_VARIABLES = {
+    "coordinator": "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "num_processes": "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "process_id": "KERAS_DISTRIBUTION_PROCESS_ID",
+}
+# How long a process waits for the others to join, and after how long without a heartbeat a process counts as dead
+# (JAX's defaults, 300 s and 100 s, turn a typo or a crash into minutes of silence).
+JOIN_TIMEOUT_SECONDS = 60
+HEARTBEAT_TIMEOUT_SECONDS = 10
+
+
+def process_settings(coordinator=None, num_processes=None, process_id=None, environ=None):
+    """`(coordinator, num_processes, process_id)`: the arguments given, else Keras' variables
+    (`KERAS_DISTRIBUTION_JOB_ADDRESSES`, `..._NUM_PROCESSES`, `..._PROCESS_ID`), as `keras.distribution.initialize`
+    reads them; `(None, 1, 0)` for a single process.
+
+    Raises:
+        ValueError: naming the setting that is missing, not a number, or out of range.
+    """
+    environ = os.environ if environ is None else environ
+    given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
+    for name, variable in PROCESS_VARIABLES.items():
+        if given[name] is None and environ.get(variable):
+            given[name] = environ[variable]
+    coordinator, num_processes, process_id = given.values()
+    try:
+        num_processes = 1 if num_processes is None else int(num_processes)
+        process_id = 0 if process_id is None else int(process_id)
+    except ValueError:
+        raise ValueError(
+            f"num_processes={given['num_processes']!r}, process_id={given['process_id']!r}: both must be whole "
+            "numbers (--num-processes, --process-id, or KERAS_DISTRIBUTION_NUM_PROCESSES/_PROCESS_ID)"
+        ) from None
+    if num_processes < 1:
+        raise ValueError(f"num_processes={num_processes}; use 1 or more")
+    if not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"process_id={process_id} is not in 0..{num_processes - 1} (num_processes={num_processes}); give each "
+            "process its own id, 0 on the coordinator's host"
+        )
+    if num_processes > 1 and not coordinator:
+        raise ValueError(
+            f"num_processes={num_processes} needs the coordinator's address (--coordinator HOST:PORT, or "
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES), the same on every process"
+        )
+    if coordinator and "," in coordinator:  # Keras' list of every job's address: the first is the coordinator
+        coordinator = coordinator.split(",")[0]
+    return coordinator, num_processes, process_id
+
+
+def start_processes(coordinator=None, num_processes=None, process_id=None):
+    """Joins this process to a multi-process JAX run (`jax.distributed.initialize`) before any JAX computation, as
+    `keras.distribution.initialize` does, with bounded waits (`JOIN_TIMEOUT_SECONDS`, `HEARTBEAT_TIMEOUT_SECONDS`)
+    and CPU collectives (gloo) for CPU devices. Does nothing for a single process. Returns `(num_processes,
+    process_id)`.
+
+    Raises:
+        ValueError: a bad setting (see `process_settings`), several processes on a backend other than JAX, or a
+            coordinator that does not answer within the join timeout (the message names it).
+    """
+    coordinator, num_processes, process_id = process_settings(coordinator, num_processes, process_id)
+    if num_processes == 1:
+        return 1, 0
+    if keras.config.backend() != "jax":
+        raise ValueError(
+            f"num_processes={num_processes}: runs over several processes use JAX (keras.distribution); run with "
+            f"--backend jax, not {keras.config.backend()!r}"
+        )
+    import jax
+
+    if jax.distributed.is_initialized():
+        return jax.process_count(), jax.process_index()
+    if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator,
+            num_processes=num_processes,
+            process_id=process_id,
+            initialization_timeout=JOIN_TIMEOUT_SECONDS,
+            heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_SECONDS,
+        )
+    except jax.errors.JaxRuntimeError as error:  # DEADLINE_EXCEEDED, a refused connection...
+        first_line = str(error).strip().splitlines()[0][:300]
+        raise ValueError(
+            f"process {process_id} of {num_processes} could not join the run at coordinator {coordinator!r} within "
+            f"{JOIN_TIMEOUT_SECONDS} s ({first_line}); check --coordinator (reachable from every host, the same "
+            "everywhere), that every process was started with the same --num-processes and its own --process-id"
+        ) from None
+    return num_processes, process_id
+
+
+def process_index():
+    """This process's index in a multi-process run (0 alone, and on every backend but JAX)."""
+    if keras.config.backend() != "jax":
+        return 0
+    import jax
+
+    return jax.process_index()
+
+
+def process_count():
+    """How many processes run this run (1 alone, and on every backend but JAX)."""
+    if keras.config.backend() != "jax":
+        return 1
+    import jax
+
+    return jax.process_count()
+
+
+def global_device_count():
+    """The devices a run trains on, over all its processes (JAX: every device `keras.distribution` sees; 1 on the
+    other backends, which train on one device)."""
+    if keras.config.backend() != "jax":
+        return 1
+    import jax
+
+    return jax.device_count()
+
+
+def wait_for_all_processes(name):
+    """A barrier: returns once every process of a multi-process run has reached `name` (at once when alone)."""
+    if keras.config.backend() != "jax":
+        return
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)

@@ -7,6 +7,7 @@ name in the same folder, is flushed to disk, and is renamed over the target; the
 import contextlib
 import json
 import os
+import tempfile
 
 
 def _fsync_directory(directory):
@@ -64,3 +65,14 @@ def write_bytes(data, path):
             file.write(data)
 
     atomic_write(path, write)
+
+
+def write_on_one_process(path, write, writer):
+    """`atomic_write(path, write)` on the process that writes (`writer`); on the others the same `write` into a
+    temporary folder that is thrown away. Saving a model gathers its weights from every process of a run over
+    several processes, a collective that each one must join at the same point."""
+    if writer:
+        atomic_write(path, write)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        write(os.path.join(folder, os.path.basename(path)))

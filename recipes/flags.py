@@ -30,8 +30,11 @@ def add_debug_flag(parser):
     )
 
 
-def add_run_flags(parser, out, seed_help, jit_help=JIT_VARYING_SHAPES, backend_help=None, mixed_precision=True):
-    """Adds --backend, --seed, --mixed-precision (unless `mixed_precision` is False), --jit, --out and --debug."""
+def add_run_flags(
+    parser, out, seed_help, jit_help=JIT_VARYING_SHAPES, backend_help=None, mixed_precision=True, processes=False
+):
+    """Adds --backend, --seed, --mixed-precision (unless `mixed_precision` is False), --jit, --out, the flags of a
+    run over several processes (with `processes`) and --debug."""
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -48,7 +51,24 @@ def add_run_flags(parser, out, seed_help, jit_help=JIT_VARYING_SHAPES, backend_h
         )
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None, help=jit_help)
     parser.add_argument("--out", default=out, help=f"output folder (default {out}).")
+    if processes:
+        add_process_flags(parser)
     add_debug_flag(parser)
+
+
+def add_process_flags(parser):
+    """Adds --coordinator, --num-processes, --process-id: one run over several processes (hosts), JAX only."""
+    parser.add_argument(
+        "--coordinator",
+        help="HOST:PORT of process 0, the same for every process of a run over several processes (JAX; default: "
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES, else one process). recipes/launch.py sets it for local processes.",
+    )
+    parser.add_argument(
+        "--num-processes", type=int, help="processes of the run (default: KERAS_DISTRIBUTION_NUM_PROCESSES, else 1)."
+    )
+    parser.add_argument(
+        "--process-id", type=int, help="this process's index, 0 to N-1 (default: KERAS_DISTRIBUTION_PROCESS_ID)."
+    )
 
 
 def parse(parser, argv=None):

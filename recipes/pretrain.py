@@ -27,6 +27,7 @@ def parse_args(argv=None):
         jit_help="compile the training step: XLA on TensorFlow and JAX, torch.compile on PyTorch (default: XLA on "
         "TensorFlow and JAX, eager on PyTorch, where compiling takes a minute or two and pays back after several "
         "hundred steps).",
+        processes=True,
     )
     return parse(parser, argv)
 

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from kbert.backend import global_random_state, set_global_random_state
-from kbert.files import atomic_write, write_json
+from kbert.files import write_json, write_on_one_process
 
 KEEP = 2  # checkpoints kept: the last, and the one before it to fall back to
 STATE_PATTERN = re.compile(r"ckpt-(\d+)\.json")
@@ -84,6 +84,8 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
             checkpoint's is in `restored["extra"]`.
         settings: the run's settings that must not change across a resume (a dict); restoring a checkpoint
             written with other settings raises a `ValueError` naming the first difference.
+        writer: whether this process writes (in a run over several processes, process 0 alone does; the others
+            restore the same checkpoint and keep the history).
 
     After `restore()` (called by `fit` if not before), `restored` is None (a fresh start) or a dict with `epoch`,
     `batches` (batches consumed), `history` (the logs of every epoch so far) and `extra`.
@@ -95,8 +97,9 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
         model.fit(data.skip(batches), steps_per_epoch=100, epochs=10, callbacks=[checkpoint])
     """
 
-    def __init__(self, directory, steps_per_epoch, extra=None, settings=None):
+    def __init__(self, directory, steps_per_epoch, extra=None, settings=None, writer=True):
         super().__init__(os.fspath(directory), save_freq="epoch", delete_checkpoint=False)
+        self.writer = writer
         self.steps_per_epoch = int(steps_per_epoch)
         self.extra = extra
         self.settings = settings
@@ -133,7 +136,7 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
             return self.restored
         model = model or self.model
         self._restore_done = True
-        for leftover in glob.glob(os.path.join(self.backup_dir, ".tmp-*")):
+        for leftover in glob.glob(os.path.join(self.backup_dir, ".tmp-*")) if self.writer else ():
             os.remove(leftover)  # a write the last run did not finish
         paths = self.state_paths()
         if not paths:
@@ -224,12 +227,16 @@ class TrainingCheckpoint(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         batches = self._current_epoch * self.steps_per_epoch
         name = f"ckpt-{batches:09d}"
-        atomic_write(os.path.join(self.backup_dir, name + ".weights.h5"), self.model.save_weights)
+        path = os.path.join(self.backup_dir, name + ".weights.h5")
+        write_on_one_process(path, self.model.save_weights, self.writer)
+        seed_states = [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)]
+        if not self.writer:
+            return
         state = {
             "epoch": self._current_epoch,
             "batches": batches,
             "weights": name + ".weights.h5",
-            "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(self.model)],
+            "seed_states": seed_states,
             "global_random_state": global_random_state(),
             "history": self._history,
             "settings": self.settings,

@@ -24,7 +24,7 @@ from kbert.training.checkpoints import check_output_folder
 from kbert.training.distiller import Distiller
 from kbert.training.metrics import classification_metrics
 from kbert.training.optimizers import create_optimizer
-from kbert.training.runs import RunSettings, begin_run
+from kbert.training.runs import RunSettings, begin_run, require_one_process
 from kbert.training.students import check_task_model, make_student, student_from_teacher
 
 
@@ -178,6 +178,7 @@ def distill(config: DistillationConfig) -> dict:
     Returns the metrics. Every path is checked (`check_paths`), and every input read, before a file is written.
     """
     check_paths(config)
+    require_one_process(config, "distillation")
     begin_run(config)
     run = _prepare(config)
     metrics = _train_student(run)

@@ -20,7 +20,7 @@ from kbert.training.finetuning_tasks import TASKS
 from kbert.training.lora import count_parameters, enable_lora, merged_copy
 from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)
 from kbert.training.optimizers import create_optimizer
-from kbert.training.runs import RunSettings, begin_run
+from kbert.training.runs import RunSettings, begin_run, require_one_process
 
 
 @dataclasses.dataclass
@@ -120,6 +120,7 @@ def _check_config(config):
     if config.task not in TASKS:
         raise ValueError(f"task={config.task!r}; choose one of {list(TASKS)}")
     config.check_run_settings()
+    require_one_process(config, "fine-tuning")
     if config.long_text not in LONG_TEXT:
         raise ValueError(f"long_text={config.long_text!r}; choose one of {list(LONG_TEXT)}")
     config.check_counts("seq_len", "doc_stride", "max_answer_length", "batch_size", "epochs", "patience")

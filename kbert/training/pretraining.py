@@ -15,7 +15,13 @@ import time
 
 import keras
 
-from kbert.backend import fixed_shape_jit
+from kbert.backend import (
+    fixed_shape_jit,
+    global_device_count,
+    process_count,
+    process_index,
+    wait_for_all_processes,
+)
 from kbert.config import BertConfig
 from kbert.data import (
     build_instance_cache,
@@ -26,18 +32,28 @@ from kbert.data import (
     read_bert_text,
     read_jsonl,
 )
-from kbert.files import save_model, write_json
+from kbert.files import write_json, write_on_one_process
 from kbert.interop.folders import preset_format, preset_tokenizer
 from kbert.models import BertBackbone, BertPretrainer
 from kbert.text import WordPieceTokenizer, learn_vocabulary
 from kbert.training.checkpoints import TrainingCheckpoint, check_output_folder
 from kbert.training.distribution import batch_shards, data_parallel, model_parallel
 from kbert.training.optimizers import create_optimizer
-from kbert.training.runs import RunSettings, begin_run
+from kbert.training.runs import RunSettings, begin_run, join_processes
 
 # Settings a resumed run may change: where it writes, how it executes, and the learning rate (to go on from the
 # last good checkpoint with a lower one after a NaN loss). The others must match the checkpoint's.
-FREE_ACROSS_RESUME = ("out", "jit", "data_parallel", "model_parallel", "lr", "warmup_steps")
+FREE_ACROSS_RESUME = (
+    "out",
+    "jit",
+    "data_parallel",
+    "model_parallel",
+    "lr",
+    "warmup_steps",
+    "coordinator",  # a rerun may use another port or host; the global batches stay the same
+    "num_processes",
+    "process_id",
+)
 
 
 @dataclasses.dataclass
@@ -269,9 +285,17 @@ def _instance_cache(config, documents, tokenizer, corpus_key):
     settings = dict(
         max_seq_length=config.seq_len, pair_task=pair_task, seed=config.seed, corpus_key=corpus_key
     )
+    if process_index() != 0:  # process 0 builds the cache; the others read it once it is there
+        wait_for_all_processes("kbert-instances")
+        meta = cached_instances(documents, tokenizer, cache, **settings)
+        if meta is None:
+            raise ValueError(f"{cache!r} is not readable from process {process_index()}: --out must be shared")
+        _check_enough_instances(meta, config)
+        return cache
     meta = cached_instances(documents, tokenizer, cache, **settings)
     if meta is not None:
         _check_enough_instances(meta, config)
+        wait_for_all_processes("kbert-instances")
         return cache
     created = not os.path.exists(config.out)
     os.makedirs(config.out, exist_ok=True)
@@ -286,6 +310,7 @@ def _instance_cache(config, documents, tokenizer, corpus_key):
     if os.path.isdir(cache):
         shutil.rmtree(cache)
     os.replace(staging, cache)
+    wait_for_all_processes("kbert-instances")
     return cache
 
 
@@ -332,11 +357,14 @@ def pretrain(config: PretrainingConfig) -> dict:
     with scope():
         model, model_config, checkpoint, state = _build_and_restore(config, tokenizer, corpus_key)
     cache = _instance_cache(config, documents, tokenizer, corpus_key)
-    tokenizer.save_to_preset(config.out)
-    model_config.to_json(os.path.join(config.out, "config.json"))
+    if checkpoint.writer:  # in a run over several processes, process 0 alone writes to `out`
+        tokenizer.save_to_preset(config.out)
+        model_config.to_json(os.path.join(config.out, "config.json"))
     with scope():
         initial, final = _train(config, model, checkpoint, state, cache, tokenizer)
-    return _write_results(config, model, tokenizer, checkpoint, initial, final, wall_start)
+    metrics = _write_results(config, model, tokenizer, checkpoint, initial, final, wall_start)
+    wait_for_all_processes("kbert-done")  # the others return once process 0's files are written
+    return metrics
 
 
 def _prepare(config):
@@ -344,6 +372,7 @@ def _prepare(config):
     `(documents, corpus_key, tokenizer, distribution)`."""
     _check_config(config)
     _steps_per_checkpoint(config)  # raises for a checkpoint_every that does not divide steps
+    join_processes(config)  # before any JAX computation
     _check_paths(config)
     documents = read_corpus(config.corpus)
     corpus_key = corpus_digest(documents)
@@ -380,7 +409,10 @@ def _build_and_restore(config, tokenizer, corpus_key):
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ACROSS_RESUME}
     settings["corpus_sha256"] = corpus_key
     checkpoint = TrainingCheckpoint(
-        os.path.join(config.out, "checkpoints"), _batches_per_checkpoint(config), settings=settings
+        os.path.join(config.out, "checkpoints"),
+        _batches_per_checkpoint(config),
+        settings=settings,
+        writer=process_index() == 0,
     )
     state = checkpoint.restore(model)
     return model, model_config, checkpoint, state
@@ -416,11 +448,9 @@ def _train(config, model, checkpoint, state, cache, tokenizer):
     batches_done = state["batches"] if state else 0
     # The stream is seeded, so its position is the count of batches consumed: skip them.
     train = dataset(config.seed, 10000).repeat().skip(batches_done)
-    callbacks = [
-        _StepTimer(checkpoint.extra),
-        checkpoint,
-        keras.callbacks.TensorBoard(os.path.join(config.out, "logs"), write_graph=False),
-    ]
+    callbacks = [_StepTimer(checkpoint.extra), checkpoint]
+    if checkpoint.writer:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(config.out, "logs"), write_graph=False))
     model.fit(
         train,
         steps_per_epoch=_batches_per_checkpoint(config),
@@ -428,19 +458,21 @@ def _train(config, model, checkpoint, state, cache, tokenizer):
         validation_data=evaluation,
         callbacks=callbacks,
         shuffle=False,  # the dataset shuffles itself
-        verbose=2 if os.environ.get("CI") else 1,
+        verbose=(2 if os.environ.get("CI") else 1) if checkpoint.writer else 0,  # one progress bar
     )
     return initial, model.evaluate(evaluation, verbose=0, return_dict=True)
 
 
 def _write_results(config, model, tokenizer, checkpoint, initial, final, wall_start):
-    """Writes `history.json`, `loss.png`, `model.keras` and `metrics.json` (each atomically); the metrics."""
+    """Writes `history.json`, `loss.png`, `model.keras` and `metrics.json` (each atomically, by process 0 alone);
+    the metrics."""
     steps_per_checkpoint = _steps_per_checkpoint(config)
     history = checkpoint.history
-    write_json({"steps_per_epoch": steps_per_checkpoint, **history}, os.path.join(config.out, "history.json"))
-    plot_history(history, steps_per_checkpoint, initial, os.path.join(config.out, "loss.png"))
     model.record_vocabulary(tokenizer)
-    save_model(model, os.path.join(config.out, "model.keras"))
+    if checkpoint.writer:
+        write_json({"steps_per_epoch": steps_per_checkpoint, **history}, os.path.join(config.out, "history.json"))
+        plot_history(history, steps_per_checkpoint, initial, os.path.join(config.out, "loss.png"))
+    write_on_one_process(os.path.join(config.out, "model.keras"), model.save, checkpoint.writer)
     timed = checkpoint.extra
     tokens = timed["timed_batches"] * config.batch_size * config.seq_len
     metrics = {
@@ -453,8 +485,11 @@ def _write_results(config, model, tokenizer, checkpoint, initial, final, wall_st
         "tokens_per_second": tokens / max(timed["timed_seconds"], 1e-9),
         "wall_seconds": time.perf_counter() - wall_start,
         "backend": keras.config.backend(),
+        "num_processes": process_count(),
+        "global_devices": global_device_count(),
     }
-    write_json(metrics, os.path.join(config.out, "metrics.json"))
+    if checkpoint.writer:
+        write_json(metrics, os.path.join(config.out, "metrics.json"))
     return metrics
 
 

@@ -1,0 +1,96 @@
+"""One run over several processes (JAX, `keras.distribution` over `jax.distributed`), with real local processes.
+
+Two processes of 2 CPU devices each (CPU collectives: gloo, a coordinator on 127.0.0.1), started by
+`recipes/launch.py`, train as one process with 4 CPU devices does on the same global batches. Runs once
+(backend_independent), on JAX whatever the pass's backend.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.harness import REPO, pretrain_arguments, write_pretraining_files
+
+pytestmark = pytest.mark.backend_independent
+
+
+def _run(command, **env):
+    environment = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", **env)
+    for name in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID"):
+        environment.pop(name, None)
+    return subprocess.run(
+        [sys.executable, *command], env=environment, cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+
+
+def _final_weights(out):
+    """The arrays of the run's last checkpoint, by their path in the weights file."""
+    arrays = {}
+    with h5py.File(sorted(glob.glob(os.path.join(out, "checkpoints", "*.weights.h5")))[-1]) as file:
+        file.visititems(lambda name, item: arrays.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+@pytest.mark.parametrize("parallel", ["--data-parallel", "--model-parallel=2"])
+def test_two_processes_train_as_one_process_with_four_devices(parallel, tmp_path):
+    write_pretraining_files(tmp_path)
+    single = _run(pretrain_arguments(tmp_path, tmp_path / "single", 8, parallel), JAX_NUM_CPU_DEVICES="4")
+    assert single.returncode == 0, single.stderr[-3000:]
+    launcher = os.path.join(REPO, "recipes", "launch.py")
+    multi = _run(
+        [launcher, "--num-processes=2", "--cpu-devices=2", "--", *pretrain_arguments(tmp_path, tmp_path / "multi", 8, parallel)]
+    )
+    assert multi.returncode == 0, multi.stderr[-3000:]
+
+    losses = [json.loads((tmp_path / run / "history.json").read_text())["loss"] for run in ("single", "multi")]
+    np.testing.assert_allclose(losses[1], losses[0], atol=1e-5)
+    metrics = json.loads((tmp_path / "multi" / "metrics.json").read_text())
+    assert (metrics["num_processes"], metrics["global_devices"]) == (2, 4)
+    single_weights, multi_weights = _final_weights(tmp_path / "single"), _final_weights(tmp_path / "multi")
+    assert single_weights.keys() == multi_weights.keys() and len(single_weights) > 50
+    worst = max(float(np.max(np.abs(single_weights[k] - multi_weights[k]))) for k in single_weights)
+    assert worst <= 1e-5
+    assert not glob.glob(str(tmp_path / "multi" / "**" / ".tmp-*"), recursive=True)
+
+
+def test_the_launcher_gives_each_process_its_variables_and_fails_with_the_first_failure():
+    from kbert.training.launch import launch
+
+    script = (
+        "import os, sys; "
+        "assert os.environ['KERAS_DISTRIBUTION_NUM_PROCESSES'] == '3'; "
+        "assert os.environ['KERAS_DISTRIBUTION_JOB_ADDRESSES'].startswith('127.0.0.1:'); "
+        "sys.exit(7 if os.environ['KERAS_DISTRIBUTION_PROCESS_ID'] == '2' else 0)"
+    )
+    assert launch(["-c", script], 3) == 7
+    assert launch(["-c", script.replace("== '2'", "== 'none'")], 3) == 0
+    hanging = "import os, sys, time; time.sleep(600 if os.environ['KERAS_DISTRIBUTION_PROCESS_ID'] == '1' else 0); sys.exit(5)"
+    started = time.monotonic()
+    assert launch(["-c", hanging], 2) == 5
+    assert time.monotonic() - started < 60  # the process still running is stopped, not waited for
+
+
+def test_process_settings_come_from_flags_or_keras_variables_and_bad_ones_are_named():
+    from kbert.backend import process_settings
+
+    assert process_settings(environ={}) == (None, 1, 0)
+    variables = {
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:1234",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+    }
+    assert process_settings(environ=variables) == ("10.0.0.1:1234", 2, 1)
+    assert process_settings("host:9", 4, 3, environ=variables) == ("host:9", 4, 3)
+    with pytest.raises(ValueError, match=r"process_id=2 is not in 0\.\.1"):
+        process_settings("host:9", 2, 2, environ={})
+    with pytest.raises(ValueError, match="needs the coordinator's address"):
+        process_settings(None, 2, 0, environ={})
+    with pytest.raises(ValueError, match="whole numbers"):
+        process_settings("host:9", "two", 0, environ={})
