@@ -94,3 +94,52 @@ def test_process_settings_come_from_flags_or_keras_variables_and_bad_ones_are_na
         process_settings(None, 2, 0, environ={})
     with pytest.raises(ValueError, match="whole numbers"):
         process_settings("host:9", "two", 0, environ={})
+
+
+def _start(command, process_id, port, log):
+    environment = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        JAX_NUM_CPU_DEVICES="2",
+        KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+        KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+        KERAS_DISTRIBUTION_PROCESS_ID=str(process_id),
+    )
+    return subprocess.Popen([sys.executable, *command], env=environment, cwd=REPO, stdout=log, stderr=log)
+
+
+def test_a_dead_process_stops_the_others_and_the_same_commands_resume(tmp_path):
+    """One process killed at a seeded moment after the first checkpoint: the other exits non-zero by itself within
+    the heartbeat bound, the checkpoints on disk are whole, and rerunning the commands finishes the run with the
+    weights of an uninterrupted one."""
+    from kbert.training.launch import free_port
+
+    write_pretraining_files(tmp_path)
+    command = pretrain_arguments(tmp_path, tmp_path / "run", 12, "--data-parallel")
+    with open(tmp_path / "log.txt", "w") as log:
+        port = free_port()
+        processes = [_start(command, index, port, log) for index in range(2)]
+        deadline = time.monotonic() + 300
+        while not glob.glob(str(tmp_path / "run" / "checkpoints" / "ckpt-*.json")):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), (
+                (tmp_path / "log.txt").read_text()[-3000:]
+            )
+            time.sleep(0.2)
+        time.sleep(np.random.default_rng(0).uniform(0, 2))
+        processes[1].kill()
+        killed = time.monotonic()
+        code = processes[0].wait(timeout=120)
+        waited = time.monotonic() - killed
+    assert code != 0 and waited < 30, (code, waited)
+    for state in glob.glob(str(tmp_path / "run" / "checkpoints" / "ckpt-*.json")):
+        assert (tmp_path / "run" / "checkpoints" / json.loads(open(state).read())["weights"]).is_file()
+
+    launcher = os.path.join(REPO, "recipes", "launch.py")
+    resumed = _run([launcher, "--num-processes=2", "--cpu-devices=2", "--", *command])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from the checkpoint" in resumed.stdout
+    reference = _run(pretrain_arguments(tmp_path, tmp_path / "reference", 12, "--data-parallel"), JAX_NUM_CPU_DEVICES="4")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    expected, got = _final_weights(tmp_path / "reference"), _final_weights(tmp_path / "run")
+    assert max(float(np.max(np.abs(expected[k] - got[k]))) for k in expected) <= 1e-5
