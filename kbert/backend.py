@@ -331,6 +331,9 @@ def start_processes(coordinator=None, num_processes=None, process_id=None):
         return jax.process_count(), jax.process_index()
     if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if process_id != 0:
+        # JAX aborts the process, with no word of the address, when the coordinator cannot be reached.
+        wait_for_coordinator(coordinator, JOIN_TIMEOUT_SECONDS)
     try:
         jax.distributed.initialize(
             coordinator_address=coordinator,
@@ -347,6 +350,30 @@ def start_processes(coordinator=None, num_processes=None, process_id=None):
             "everywhere), that every process was started with the same --num-processes and its own --process-id"
         ) from None
     return num_processes, process_id
+
+
+def wait_for_coordinator(coordinator, timeout):
+    """Returns once `coordinator` (`HOST:PORT`) accepts a TCP connection; raises `ValueError` naming it after
+    `timeout` seconds of refusals."""
+    import socket
+    import time
+
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"coordinator={coordinator!r} is not HOST:PORT (e.g. 10.0.0.1:8476)")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise ValueError(
+                    f"coordinator={coordinator!r} did not answer within {timeout} s ({error.strerror or error}); "
+                    "check --coordinator (process 0's host and port, reachable from every host) and that process 0 "
+                    "is running"
+                ) from None
+            time.sleep(0.5)
 
 
 def process_index():

@@ -143,3 +143,16 @@ def test_a_dead_process_stops_the_others_and_the_same_commands_resume(tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
     expected, got = _final_weights(tmp_path / "reference"), _final_weights(tmp_path / "run")
     assert max(float(np.max(np.abs(expected[k] - got[k]))) for k in expected) <= 1e-5
+
+
+def test_an_unreachable_coordinator_is_named():
+    from kbert.backend import wait_for_coordinator
+    from kbert.training.launch import free_port
+
+    coordinator = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=f"coordinator='{coordinator}' did not answer within 1 s"):
+        wait_for_coordinator(coordinator, 1)
+    assert time.monotonic() - started < 10
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        wait_for_coordinator("10.0.0.1", 1)
