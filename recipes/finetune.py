@@ -89,6 +89,12 @@ def parse_args(argv=None):
         default=1,
         help="epochs without a better dev metric before stopping (default 1).",
     )
+    add(
+        "--data-parallel",
+        action="store_true",
+        help="JAX: split each batch over every device of this host (keras.distribution.DataParallel); classify, "
+        "tag and qa.",
+    )
     add_run_flags(parser, out="runs/finetune", seed_help="seed of shuffling, dropout and the new head")
     return parse(parser, argv)
 

@@ -135,7 +135,15 @@ def dataset_of(generate, targets, steps=None, inputs=None):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None, compiled=False):
+def device_rows(group, devices):
+    """A group's rows padded to a multiple of `devices` (its first row repeated), and a weight per row: 1, and 0 on
+    the repeats, so that every device of a data-parallel step gets its share and the repeats count in no loss."""
+    pad = -len(group) % devices
+    rows = np.concatenate([group, np.repeat(group[:1], pad)])
+    return rows, np.concatenate([np.ones(len(group), np.float32), np.zeros(pad, np.float32)])
+
+
+def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None, compiled=False, devices=1):
     """A `tf.data.Dataset` of `(x, y)` (or `(x, y, sample_weight)`) batches of similar lengths, each cut to its
     longest (`padded_length(..., compiled)`: pass the `jit_compile` of the model that trains on them): the one
     length-bucketed batcher of fine-tuning, distillation and the models' `fit` on raw text.
@@ -150,7 +158,12 @@ def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None, compi
         shuffle: new batches each epoch, in random order (drawn from `seed`; see `length_groups`); else the
             examples sorted by length.
         sample_weight: None, or a float array [examples] (or [examples, seq_len], cut as per-token labels).
+        devices: the devices a data-parallel step splits each batch over: a batch of other size (the one short
+            batch of an epoch) is padded to a multiple with weight-0 rows (`device_rows`), and the batches always
+            carry a sample weight. Single packed inputs [examples, seq_len] only.
     """
+    if devices > 1:
+        return _device_batches(packed, labels, batch_size, shuffle, seed, sample_weight, compiled, devices)
     targets = as_target_arrays((labels,) if sample_weight is None else (labels, sample_weight))
     lengths, rng = real_lengths(packed), np.random.default_rng(seed)
     steps = -(-len(lengths) // batch_size)
@@ -160,6 +173,27 @@ def batches(packed, labels, batch_size, shuffle, seed, sample_weight=None, compi
         return cut_batches(packed, targets, groups, compiled)
 
     return dataset_of(generate, targets, steps, packed)
+
+
+def _device_batches(packed, labels, batch_size, shuffle, seed, sample_weight, compiled, devices):
+    """`batches` for a data-parallel step over `devices`: each group padded to a multiple of them."""
+    if not is_packed(packed) or np.asarray(packed["token_ids"]).ndim != 2 or batch_size % devices:
+        raise ValueError(
+            f"data-parallel batches need one text (or pair) per example and a batch_size divisible by the "
+            f"{devices} devices; got batch_size={batch_size}"
+        )
+    rows_total = len(np.asarray(packed["token_ids"]))
+    weights = np.ones(rows_total, np.float32) if sample_weight is None else sample_weight
+    targets = as_target_arrays((labels, weights))
+    lengths, rng = real_lengths(packed), np.random.default_rng(seed)
+
+    def generate():
+        for group in length_groups(lengths, batch_size, rng if shuffle else None):
+            rows, keep = device_rows(group, devices)
+            x, y, weight = next(cut_batches(packed, targets, [rows], compiled))
+            yield x, y, weight * (keep[:, None] if weight.ndim == 2 else keep)
+
+    return dataset_of(generate, targets, -(-rows_total // batch_size))
 
 
 def sequence_axes(model):

@@ -4,6 +4,7 @@ The tasks (classify, tag, qa, embed) and their files, models and metrics are in 
 `recipes/finetune.py` is the command line over `FinetuningConfig` and `finetune`.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -16,6 +17,7 @@ from kbert.data.batching import batches, predict_windows
 from kbert.data.windows import LONG_TEXT
 from kbert.files import save_model, write_json
 from kbert.training.checkpoints import check_output_folder
+from kbert.training.distribution import batch_shards, data_parallel
 from kbert.training.finetuning_tasks import TASKS
 from kbert.training.lora import count_parameters, enable_lora, merged_copy
 from kbert.training.metrics import classification_metrics  # noqa: F401  (re-exported: the classify metric)
@@ -43,6 +45,10 @@ class FinetuningConfig(RunSettings):
         patience: epochs without a better dev metric before stopping (the best epoch's model is kept).
         mixed_precision, seed, out: as in pretraining.
         jit: XLA-compile the step; None chooses per backend and device (`kbert.backend.varying_shape_jit`).
+        data_parallel: JAX: split each batch over every device of the host (`keras.distribution.DataParallel`);
+            the one short batch of an epoch is padded with weight-0 rows so every device gets its share
+            (`kbert.data.batching.device_rows`). classify, tag and qa (embed's in-batch negatives need whole
+            batches).
     """
 
     task: str = "classify"
@@ -61,6 +67,7 @@ class FinetuningConfig(RunSettings):
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     patience: int = 1
+    data_parallel: bool = False
     out: str = "runs/finetune"
 
 
@@ -121,6 +128,12 @@ def _check_config(config):
         raise ValueError(f"task={config.task!r}; choose one of {list(TASKS)}")
     config.check_run_settings()
     require_one_process(config, "fine-tuning")
+    if config.data_parallel and config.task == "embed":
+        raise ValueError(
+            "data_parallel fine-tunes classify, tag and qa; embed's in-batch negatives need whole batches on one device"
+        )
+    if config.data_parallel and keras.config.backend() != "jax":
+        raise ValueError(f"data_parallel needs the JAX backend, not {keras.config.backend()!r}; run with --backend jax")
     if config.long_text not in LONG_TEXT:
         raise ValueError(f"long_text={config.long_text!r}; choose one of {list(LONG_TEXT)}")
     config.check_counts("seq_len", "doc_stride", "max_answer_length", "batch_size", "epochs", "patience")
@@ -155,10 +168,22 @@ def finetune(config: FinetuningConfig) -> dict:
     _check_config(config)
     begin_run(config)
     task, train_records, evaluation = _read_data(config)
+    distribution = data_parallel() if config.data_parallel else None
+    with distribution.scope() if distribution else contextlib.nullcontext():
+        return _finetune(config, task, train_records, evaluation, batch_shards(distribution))
+
+
+def _finetune(config, task, train_records, evaluation, devices):
+    """Builds, trains (keeping the best dev epoch's save) and scores the model; the metrics."""
     model, tokenizer = _build_model(config, task)
     jit = varying_shape_jit(config.jit)
     train = batches(
-        *task.training_data(tokenizer, train_records), config.batch_size, True, config.seed, compiled=jit
+        *task.training_data(tokenizer, train_records),
+        config.batch_size,
+        True,
+        config.seed,
+        compiled=jit,
+        devices=devices,
     )
     _compile(config, model, task, int(train.cardinality()) * config.epochs, jit)
     prepared = {split: task.prepare(tokenizer, records) for split, records in evaluation.items()}

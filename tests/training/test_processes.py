@@ -156,3 +156,52 @@ def test_an_unreachable_coordinator_is_named():
     assert time.monotonic() - started < 10
     with pytest.raises(ValueError, match="is not HOST:PORT"):
         wait_for_coordinator("10.0.0.1", 1)
+
+
+def _saved_weights(path):
+    """The arrays of a `.keras` file, by their path in its weights file."""
+    import io
+    import zipfile
+
+    arrays = {}
+    with h5py.File(io.BytesIO(zipfile.ZipFile(path).read("model.weights.h5"))) as file:
+        file.visititems(lambda name, item: arrays.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_data_parallel_fine_tuning_equals_one_device(tmp_path, minilm_dir):
+    from tests.training.test_finetuning import _hf_checkpoint, _records, _write
+
+    (tmp_path / "init").mkdir()
+    init = _hf_checkpoint(tmp_path / "init", minilm_dir)
+    dev = _write(tmp_path / "dev.jsonl", _records(16, 1))
+    arguments = [os.path.join(REPO, "recipes", "finetune.py"), "--backend=jax", "--task=classify", f"--init={init}"]
+    arguments += [f"--dev={dev}", "--batch-size=8", "--seq-len=16", "--epochs=1", "--lr=1e-3"]
+    train = _write(tmp_path / "train.jsonl", _records(40, 0))  # 5 whole batches
+    one = _run([*arguments, f"--train={train}", f"--out={tmp_path / 'one'}"], JAX_NUM_CPU_DEVICES="1")
+    four = _run([*arguments, f"--train={train}", f"--out={tmp_path / 'four'}", "--data-parallel"], JAX_NUM_CPU_DEVICES="4")
+    assert one.returncode == 0 and four.returncode == 0, (one.stderr + four.stderr)[-3000:]
+    expected, got = _saved_weights(tmp_path / "one" / "model.keras"), _saved_weights(tmp_path / "four" / "model.keras")
+    assert max(float(np.max(np.abs(expected[k] - got[k]))) for k in expected) <= 1e-5
+
+    short = _write(tmp_path / "short.jsonl", _records(42, 0))  # a last batch of 2 rows, padded to the 4 devices
+    padded = _run([*arguments, f"--train={short}", f"--out={tmp_path / 'short'}", "--data-parallel"], JAX_NUM_CPU_DEVICES="4")
+    assert padded.returncode == 0, padded.stderr[-3000:]
+    assert json.loads((tmp_path / "short" / "metrics.json").read_text())["train_examples"] == 42
+
+
+def test_data_parallel_batches_give_every_device_its_share():
+    from kbert.data.batching import batches
+
+    lengths = np.random.default_rng(0).integers(3, 16, 10)
+    mask = (np.arange(16)[None, :] < lengths[:, None]).astype("int32")
+    packed = {"token_ids": mask * 5, "segment_ids": 0 * mask, "padding_mask": mask}
+    labels = np.arange(10)
+    seen = []
+    for x, y, weight in batches(packed, labels, 4, True, 0, devices=4).as_numpy_iterator():
+        assert len(x["token_ids"]) % 4 == 0 and len(y) == len(weight) == len(x["token_ids"])
+        seen += list(y[weight > 0])
+        assert (weight == 0).sum() == len(y) - len(set(y[weight > 0]))  # the repeats weigh nothing
+    assert sorted(seen) == list(range(10))
+    with pytest.raises(ValueError, match="batch_size divisible by the 4 devices"):
+        batches(packed, labels, 6, True, 0, devices=4)
