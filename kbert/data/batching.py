@@ -188,9 +188,9 @@ def _device_batches(packed, labels, batch_size, shuffle, seed, sample_weight, co
     lengths, rng = real_lengths(packed), np.random.default_rng(seed)
 
     def generate():
-        for group in length_groups(lengths, batch_size, rng if shuffle else None):
-            rows, keep = device_rows(group, devices)
-            x, y, weight = next(cut_batches(packed, targets, [rows], compiled))
+        padded = [device_rows(group, devices) for group in length_groups(lengths, batch_size, rng if shuffle else None)]
+        cut = cut_batches(packed, targets, [rows for rows, _ in padded], compiled)
+        for (x, y, weight), (_, keep) in zip(cut, padded, strict=True):
             yield x, y, weight * (keep[:, None] if weight.ndim == 2 else keep)
 
     return dataset_of(generate, targets, -(-rows_total // batch_size))

@@ -1,5 +1,6 @@
 """Packing token ids into BERT's fixed-length `[CLS] A [SEP] B [SEP]` inputs."""
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -136,8 +137,6 @@ def pack_ids(tokenizer, first, second=None, sequence_length=128, pad_to_longest=
     Returns:
         `{token_ids, segment_ids, padding_mask}` int32 NumPy arrays [rows, length].
     """
-    import numpy as np
-
     first, _ = _as_ragged(first)
     second = None if second is None else _as_ragged(second)[0]
     length = sequence_length

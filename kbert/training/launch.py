@@ -62,9 +62,15 @@ def launch(script_and_args, num_processes, cpu_devices=None, environ=None):
         )
         for index in range(num_processes)
     ]
+
+    def forward(number, _frame):
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(number)
+
     forwarded = {name: signal.getsignal(name) for name in (signal.SIGINT, signal.SIGTERM)}
     for name in forwarded:
-        signal.signal(name, lambda number, _frame: [p.send_signal(number) for p in processes if p.poll() is None])
+        signal.signal(name, forward)
     try:
         return _wait(processes)
     finally:

@@ -285,18 +285,23 @@ def _instance_cache(config, documents, tokenizer, corpus_key):
     settings = dict(
         max_seq_length=config.seq_len, pair_task=pair_task, seed=config.seed, corpus_key=corpus_key
     )
-    if process_index() != 0:  # process 0 builds the cache; the others read it once it is there
-        wait_for_all_processes("kbert-instances")
+    if process_index() == 0:  # process 0 builds the cache; the others read it once it is there
+        _reuse_or_build(cache, config, documents, tokenizer, settings)
+    wait_for_all_processes("kbert-instances")
+    if process_index() != 0:
         meta = cached_instances(documents, tokenizer, cache, **settings)
         if meta is None:
             raise ValueError(f"{cache!r} is not readable from process {process_index()}: --out must be shared")
         _check_enough_instances(meta, config)
-        return cache
+    return cache
+
+
+def _reuse_or_build(cache, config, documents, tokenizer, settings):
+    """Keeps the cache when it was built from the same corpus and settings, else builds it in a staging folder."""
     meta = cached_instances(documents, tokenizer, cache, **settings)
     if meta is not None:
         _check_enough_instances(meta, config)
-        wait_for_all_processes("kbert-instances")
-        return cache
+        return
     created = not os.path.exists(config.out)
     os.makedirs(config.out, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".instances-", dir=config.out)
@@ -310,8 +315,6 @@ def _instance_cache(config, documents, tokenizer, corpus_key):
     if os.path.isdir(cache):
         shutil.rmtree(cache)
     os.replace(staging, cache)
-    wait_for_all_processes("kbert-instances")
-    return cache
 
 
 def _check_enough_instances(meta, config):
